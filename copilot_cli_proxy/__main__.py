@@ -1,0 +1,3 @@
+from copilot_cli_proxy.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""The interface every backend implements, and the tiny event vocabulary it speaks.
+
+A backend turns one ``ChatRequest`` into an async stream of events:
+``TextDelta``… ``Usage``? ``Finish``. A failure is raised as a ``ProxyError``
+(see ``errors.py``), before or after some text; the protocol layer decides how
+to put it on the wire. Nothing else crosses this boundary, so a new backend
+(a long-lived CLI process, an HTTP API, a failover pool) is one new module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from copilot_cli_proxy.protocol.requests import ChatRequest
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of the answer, in the order the CLI produced it."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts as the CLI reported them; ``None`` where the CLI gives no count."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_prompt_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+    @property
+    def total_tokens(self) -> int | None:
+        if self.prompt_tokens is None or self.completion_tokens is None:
+            return None
+        return self.prompt_tokens + self.completion_tokens
+
+
+FinishReason = Literal["stop", "length", "content_filter"]
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """The answer is complete. Only sent on success: a failure raises instead."""
+
+    reason: FinishReason = "stop"
+
+
+BackendEvent = TextDelta | Usage | Finish
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    id: str
+    owned_by: str
+    display_name: str | None = None
+    # Other names the CLI accepts for this model (claude: the resolved full name).
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class RunRecord:
+    """What a backend learned while serving one request, for the request log."""
+
+    argv: list[str] = field(default_factory=list)
+    workdir: str | None = None
+    exit_code: int | None = None
+    stderr_tail: str = ""
+
+
+class Backend(Protocol):
+    """One way of answering chat requests."""
+
+    name: str
+
+    async def start(self) -> None:
+        """Called once when the server starts (warm pools, version probes)."""
+
+    async def stop(self) -> None:
+        """Called once when the server stops: nothing may be left running."""
+
+    async def list_models(self) -> list[ModelInfo]:
+        """The models this backend can serve, default model first."""
+        ...
+
+    def stream(self, request: ChatRequest, record: RunRecord) -> AsyncGenerator[BackendEvent, None]:
+        """Answer one request. Raises ``ProxyError`` on failure."""
+        ...
+
+    def health(self) -> dict[str, object]:
+        """Cheap status for /health: no blocking call, no process spawned."""
+        ...

@@ -1,0 +1,206 @@
+"""What both one-shot CLI backends share: find the CLI, run it once per request in a
+private temp dir, turn its JSON lines into events, map its failures to clear errors.
+
+A concrete backend supplies four pure-ish pieces: how to lay out the request dir
+and build argv (``prepare``), how to read its output (``new_parser``), how to
+discover models, and its name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from copilot_cli_proxy.backends.base import BackendEvent, ModelInfo, RunRecord
+from copilot_cli_proxy.backends.models import ModelCatalog
+from copilot_cli_proxy.backends.prompt import CliPrompt, build_cli_prompt
+from copilot_cli_proxy.errors import ProxyError
+from copilot_cli_proxy.protocol.requests import ChatRequest
+from copilot_cli_proxy.runtime.process import capture_cli, run_cli
+from copilot_cli_proxy.runtime.workdir import ensure_base, request_workdir
+from copilot_cli_proxy.settings import PROJECT_ROOT, Settings
+
+VERSION_PROBE_TIMEOUT_S = 60.0
+# Our own settings that must not leak into the CLI's environment.
+NPM_PACKAGES = {"copilot": "@github/copilot", "claude": "@anthropic-ai/claude-code"}
+PRIVATE_ENV = ("API_KEY", "API_KEYS", "RATE_LIMIT_STORAGE_URI")
+
+
+def resolve_cli(configured: str, name: str, project_root: Path = PROJECT_ROOT) -> str | None:
+    """Configured path, else ``name`` on PATH, else the project's npm install."""
+    if configured:
+        found = shutil.which(configured) if os.sep not in configured else configured
+        return str(Path(found).absolute()) if found else None
+    on_path = shutil.which(name)
+    if on_path:
+        return on_path
+    local = project_root / "node_modules" / ".bin" / name
+    return str(local) if local.exists() else None
+
+
+def cli_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in (base if base is not None else os.environ).items()}
+    for key in PRIVATE_ENV:
+        env.pop(key, None)
+    env["NO_COLOR"] = "1"
+    return env
+
+
+def parse_json_line(line: bytes) -> dict[str, Any] | None:
+    try:
+        obj = json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    argv: list[str]
+    stdin: bytes | None
+    redacted_argv: list[str]
+
+
+class OutputParser(ABC):
+    """Reads one run's stdout; raises ``ProxyError`` as soon as it sees a failure."""
+
+    @abstractmethod
+    def feed(self, obj: dict[str, Any]) -> list[BackendEvent]: ...
+
+    def feed_text(self, line: str) -> None:  # noqa: B027 - optional hook
+        """A stdout line that is not JSON (CLI noise); kept for error messages."""
+
+    @abstractmethod
+    def finish(self, exit_code: int, stderr: str, workdir: Path) -> list[BackendEvent]: ...
+
+
+class CliBackend(ABC):
+    name: str
+    executable: str
+
+    def __init__(self, settings: Settings, configured_path: str) -> None:
+        self.settings = settings
+        self.cli_path = resolve_cli(configured_path, self.executable)
+        self.version: str | None = None
+        self.catalog = ModelCatalog(
+            self._discover_models, settings.model, float(settings.models_cache_ttl)
+        )
+        self._started_at = time.monotonic()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.cli_path is None:
+            logger.warning(
+                "{} CLI not found: chat requests will get 503 until it is installed",
+                self.executable,
+            )
+
+    async def warm_up(self) -> None:
+        """Background start-up work: version probe, then model discovery."""
+        if self.cli_path is None:
+            return
+        self.version = await self._probe_version()
+        await self.catalog.models()
+
+    async def stop(self) -> None:
+        return None
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "backend": self.name,
+            "cli": {
+                "path": self.cli_path,
+                "found": self.cli_path is not None,
+                "version": self.version,
+            },
+            "models_cached": self.catalog.cached_count,
+            "model_discovery_error": self.catalog.last_error,
+        }
+
+    async def list_models(self) -> list[ModelInfo]:
+        return await self.catalog.models()
+
+    # -- per backend ------------------------------------------------------------------------
+
+    @abstractmethod
+    def prepare(
+        self, workdir: Path, prompt: CliPrompt, model: str, request: ChatRequest, cli: str
+    ) -> Invocation: ...
+
+    @abstractmethod
+    def new_parser(self) -> OutputParser: ...
+
+    @abstractmethod
+    async def _discover_models(self) -> list[ModelInfo]: ...
+
+    def check_request(self, request: ChatRequest) -> None:  # noqa: B027 - optional hook
+        """Cheap checks before a slot is taken (e.g. argument size limits)."""
+
+    # -- shared -----------------------------------------------------------------------------
+
+    def require_cli(self) -> str:
+        if self.cli_path is None:
+            raise ProxyError(
+                "cli_not_found",
+                f"The {self.executable} CLI is not installed on the server. The operator can "
+                f"install it with `npm install {NPM_PACKAGES[self.executable]}` (or run "
+                f"scripts/setup.sh) or set {self.executable.upper()}_CLI_PATH.",
+            )
+        return self.cli_path
+
+    async def run_text(
+        self, *args: str, stdin: bytes | None = None, limit_s: float = VERSION_PROBE_TIMEOUT_S
+    ) -> str:
+        """Run the CLI with ``args`` to completion and return its stdout."""
+        cli = self.require_cli()
+        base = self.settings.temp_base
+        ensure_base(base)
+        _, stdout, _ = await capture_cli(
+            [cli, *args], cwd=base, env=cli_env(), limit_s=limit_s, stdin_data=stdin
+        )
+        return stdout
+
+    async def _probe_version(self) -> str | None:
+        try:
+            first = (await self.run_text("--version")).strip().splitlines()
+        except (ProxyError, TimeoutError) as exc:
+            logger.warning("{} --version failed: {}", self.executable, exc)
+            return None
+        return first[0] if first else None
+
+    async def stream(
+        self, request: ChatRequest, record: RunRecord
+    ) -> AsyncGenerator[BackendEvent, None]:
+        cli = self.require_cli()
+        model = await self.catalog.resolve(request.model)
+        prompt = build_cli_prompt(request.messages)
+        async with request_workdir(self.settings.temp_base) as workdir:
+            record.workdir = str(workdir)
+            invocation = self.prepare(workdir, prompt, model, request, cli)
+            record.argv = invocation.redacted_argv
+            parser = self.new_parser()
+            async with run_cli(
+                invocation.argv, cwd=workdir, env=cli_env(), stdin_data=invocation.stdin
+            ) as run:
+                async for line in run.lines():
+                    obj = parse_json_line(line)
+                    if obj is None:
+                        parser.feed_text(line.decode("utf-8", "replace"))
+                        continue
+                    for event in parser.feed(obj):
+                        yield event
+                exit_code = await run.wait()
+                record.exit_code = exit_code
+                record.stderr_tail = run.stderr_tail()
+                for event in parser.finish(exit_code, record.stderr_tail, workdir):
+                    yield event

@@ -1,0 +1,80 @@
+"""Every error the API can return, with its OpenAI envelope and HTTP status, in one place.
+
+Raise ``ProxyError`` anywhere (validation, backends, gate); the HTTP layer turns it
+into ``{"error": {"message", "type", "code", "param"}}`` with ``status`` and ``headers``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# code -> (HTTP status, OpenAI error type, whether a client retry can help)
+ERROR_TABLE: dict[str, tuple[int, str, bool]] = {
+    "invalid_json": (400, "invalid_request_error", False),
+    "invalid_request": (400, "invalid_request_error", False),
+    "unsupported_parameter": (400, "invalid_request_error", False),
+    "unsupported_content": (400, "invalid_request_error", False),
+    "invalid_api_key": (401, "authentication_error", False),
+    "not_found": (404, "invalid_request_error", False),
+    "model_not_found": (404, "invalid_request_error", False),
+    "method_not_allowed": (405, "invalid_request_error", False),
+    "request_too_large": (413, "invalid_request_error", False),
+    "prompt_too_large": (413, "invalid_request_error", False),
+    "unsupported_media_type": (415, "invalid_request_error", False),
+    "rate_limit_exceeded": (429, "rate_limit_error", True),
+    "server_busy": (429, "rate_limit_error", True),
+    "internal_error": (500, "server_error", True),
+    "cli_failed": (502, "server_error", True),
+    "cli_not_found": (503, "server_error", False),
+    "cli_start_failed": (503, "server_error", True),
+    "cli_not_logged_in": (503, "server_error", False),
+    "cli_unavailable": (503, "server_error", True),
+    "timeout": (504, "server_error", True),
+}
+
+
+@dataclass(eq=False)
+class ProxyError(Exception):
+    """An error with a stable ``code`` from ``ERROR_TABLE`` and a message for the API client."""
+
+    code: str
+    message: str
+    param: str | None = None
+    retry_after: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.code not in ERROR_TABLE:
+            raise ValueError(f"unknown error code {self.code!r}")
+        super().__init__(self.message)
+
+    @property
+    def status(self) -> int:
+        return ERROR_TABLE[self.code][0]
+
+    @property
+    def type(self) -> str:
+        return ERROR_TABLE[self.code][1]
+
+    @property
+    def retryable(self) -> bool:
+        return ERROR_TABLE[self.code][2]
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+    def headers(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(self.retry_after)
+        # The official OpenAI SDKs retry 5xx/429 unless told otherwise; a retry
+        # cannot fix a missing CLI or a CLI that is not logged in.
+        headers["x-should-retry"] = "true" if self.retryable else "false"
+        return headers

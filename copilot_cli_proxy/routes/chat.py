@@ -1,0 +1,253 @@
+"""POST /v1/chat/completions.
+
+The answer is driven by one ASGI callable in the request's own task: it takes a
+slot, reads the backend's events, watches for the client going away, and enforces
+REQUEST_TIMEOUT. Headers are sent only once the first piece of the answer exists,
+so a failure before any text (CLI missing, not logged in, timeout) is a real HTTP
+status, not a 200 stream holding an error. After that, an error is a final SSE
+error event; a failed answer never ends with a fake ``finish_reason``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from loguru import logger
+from starlette.requests import Request
+from starlette.types import Message, Receive, Scope, Send
+
+from copilot_cli_proxy.backends.base import BackendEvent, Finish, RunRecord, TextDelta, Usage
+from copilot_cli_proxy.errors import ProxyError
+from copilot_cli_proxy.protocol.requests import ChatRequest, decode_body, parse_chat_request
+from copilot_cli_proxy.protocol.responses import (
+    SSE_DONE,
+    CompletionIdentity,
+    StopSequenceFilter,
+    sse_error,
+    sse_event,
+)
+from copilot_cli_proxy.routes.common import error_response, json_bytes, services
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How one answer went, for logs and metrics."""
+
+    status: int = 200
+    error_code: str | None = None
+    first_byte_at: float | None = None
+    usage: Usage | None = None
+    record: RunRecord = field(default_factory=RunRecord)
+
+
+class _HeadersSent(Exception):
+    pass
+
+
+class ChatResponder:
+    def __init__(self, request: Request, chat: ChatRequest) -> None:
+        svc = services(request)
+        self.backend = svc.backend
+        self.limiter = svc.limiter
+        self.timeout_s = svc.settings.request_timeout_s
+        self.chat = chat
+        self.identity = CompletionIdentity(model=chat.model)
+        self.outcome = Outcome()
+        self.started_at = time.monotonic()
+        self._extra_headers: list[tuple[bytes, bytes]] = []
+        if chat.ignored_params:
+            value = ",".join(chat.ignored_params).encode()
+            self._extra_headers.append((b"x-ignored-params", value))
+        self._headers_sent = False
+        self._complete_sent = False
+        self.disconnected = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def tracked_send(message: Message) -> None:
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                self._complete_sent = True
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._watch_disconnect, receive, tg.cancel_scope)
+            try:
+                await self._answer(tracked_send)
+            finally:
+                tg.cancel_scope.cancel()
+        if self.disconnected:
+            self.outcome.status = 499
+            self.outcome.error_code = self.outcome.error_code or "client_disconnected"
+        logger.info(
+            "chat {} model={} stream={} status={} code={} exit={} {:.0f}ms",
+            self.identity.id,
+            self.chat.model,
+            self.chat.stream,
+            self.outcome.status,
+            self.outcome.error_code,
+            self.outcome.record.exit_code,
+            (time.monotonic() - self.started_at) * 1000,
+        )
+
+    async def _watch_disconnect(self, receive: Receive, scope: anyio.CancelScope) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                # After a complete response the server reports a disconnect too; the
+                # CLI may still be draining then, and that is not the client leaving.
+                if self._complete_sent:
+                    return
+                self.disconnected = True
+                scope.cancel()
+                return
+
+    async def _answer(self, send: Send) -> None:
+        try:
+            try:
+                with anyio.fail_after(self.timeout_s):
+                    async with self.limiter.slot():
+                        events = self.backend.stream(self.chat, self.outcome.record)
+                        async with aclosing(events) as stream:
+                            if self.chat.stream:
+                                await self._stream(stream, send)
+                            else:
+                                await self._complete(stream, send)
+            except TimeoutError:
+                raise ProxyError(
+                    "timeout",
+                    f"The CLI did not finish within REQUEST_TIMEOUT ({self.timeout_s:g} s); "
+                    "it was stopped.",
+                ) from None
+        except ProxyError as error:
+            await self._fail(error, send)
+        except (OSError, _HeadersSent):
+            pass  # the client went away while we wrote to it
+        except Exception as exc:
+            logger.exception("unexpected error while answering {}", self.identity.id)
+            await self._fail(
+                ProxyError("internal_error", f"Internal error: {type(exc).__name__}."), send
+            )
+
+    async def _fail(self, error: ProxyError, send: Send) -> None:
+        self.outcome.status = error.status
+        self.outcome.error_code = error.code
+        if self.disconnected:
+            return
+        try:
+            if self._headers_sent:
+                await send(
+                    {"type": "http.response.body", "body": sse_error(error), "more_body": True}
+                )
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            else:
+                response = error_response(error)
+                response.headers.update({k.decode(): v.decode() for k, v in self._extra_headers})
+                await response({"type": "http"}, _no_receive, send)
+        except OSError:
+            pass
+
+    async def _start(self, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": headers + self._extra_headers}
+        )
+        self._headers_sent = True
+        self.outcome.first_byte_at = time.monotonic()
+
+    async def _stream(self, events: AsyncIterator[BackendEvent], send: Send) -> None:
+        stops = StopSequenceFilter(self.chat.stop)
+        reason: str | None = None
+
+        async def body(data: bytes) -> None:
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+
+        async for event in events:
+            if isinstance(event, TextDelta):
+                text = stops.feed(event.text)
+                if not self._headers_sent:
+                    await self._start(send, SSE_HEADERS)
+                    await body(sse_event(self.identity.chunk({"role": "assistant", "content": ""})))
+                if text:
+                    await body(sse_event(self.identity.chunk({"content": text})))
+                if stops.stopped:
+                    reason = "stop"
+                    break
+            elif isinstance(event, Usage):
+                self.outcome.usage = event
+            elif isinstance(event, Finish):
+                reason = event.reason
+                break
+        if reason is None:
+            raise ProxyError("cli_failed", "The CLI stopped before finishing its answer.")
+        if not self._headers_sent:
+            await self._start(send, SSE_HEADERS)
+            await body(sse_event(self.identity.chunk({"role": "assistant", "content": ""})))
+        tail = stops.flush()
+        if tail:
+            await body(sse_event(self.identity.chunk({"content": tail})))
+        await body(sse_event(self.identity.chunk({}, finish_reason=reason)))
+        if self.chat.include_usage:
+            await body(sse_event(self.identity.usage_chunk(self.outcome.usage)))
+        await body(SSE_DONE)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if not stops.stopped:
+            await self._drain(events)
+
+    async def _complete(self, events: AsyncIterator[BackendEvent], send: Send) -> None:
+        stops = StopSequenceFilter(self.chat.stop)
+        parts: list[str] = []
+        reason: str | None = None
+        async for event in events:
+            if isinstance(event, TextDelta):
+                parts.append(stops.feed(event.text))
+                if stops.stopped:
+                    reason = "stop"
+                    break
+            elif isinstance(event, Usage):
+                self.outcome.usage = event
+            elif isinstance(event, Finish):
+                reason = event.reason
+                break
+        if reason is None:
+            raise ProxyError("cli_failed", "The CLI stopped before finishing its answer.")
+        parts.append(stops.flush())
+        payload = self.identity.completion("".join(parts), reason, self.outcome.usage)
+        await self._start(send, [(b"content-type", b"application/json")])
+        await send({"type": "http.response.body", "body": json_bytes(payload), "more_body": False})
+        if not stops.stopped:
+            await self._drain(events)
+
+    async def _drain(self, events: AsyncIterator[BackendEvent]) -> None:
+        """After the answer went out, let the CLI end by itself so its exit code is known.
+
+        Not after a stop sequence: closing the events then stops the CLI, whose
+        remaining answer nobody wants.
+        """
+        try:
+            async for _ in events:
+                pass
+        except ProxyError as error:
+            logger.warning("CLI reported after its answer: {}", error.message)
+
+
+async def _no_receive() -> dict[str, Any]:
+    return {"type": "http.disconnect"}
+
+
+async def chat_completions(request: Request) -> Any:
+    svc = services(request)
+    raw = await request.body()
+    body = decode_body(raw)
+    chat = parse_chat_request(body, default_model=svc.settings.model)
+    await svc.backend.catalog.resolve(chat.model)
+    svc.backend.check_request(chat)
+    return ChatResponder(request, chat)
