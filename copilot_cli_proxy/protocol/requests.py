@@ -146,6 +146,17 @@ def _tool_calls_text(tool_calls: Any, param: str) -> str:
     return "\n".join(lines)
 
 
+def _require_utf8(text: str, param: str) -> None:
+    # JSON may carry an unpaired surrogate escape (\ud800); such text cannot be encoded
+    # for the CLI (argv or stdin), so it is the client's 400, not a 500 later on.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _invalid(
+            f"'{param}' contains an unpaired UTF-16 surrogate, which is not valid text.", param
+        ) from None
+
+
 def _parse_message(raw: Any, index: int) -> Message:
     param = f"messages[{index}]"
     if not isinstance(raw, dict):
@@ -173,6 +184,9 @@ def _parse_message(raw: Any, index: int) -> Message:
     tool_call_id = raw.get("tool_call_id")
     if tool_call_id is not None and not isinstance(tool_call_id, str):
         raise _invalid(f"'{param}.tool_call_id' must be a string.", f"{param}.tool_call_id")
+    for value, field in ((content, "content"), (name, "name"), (tool_call_id, "tool_call_id")):
+        if value is not None:
+            _require_utf8(value, f"{param}.{field}")
     normal_role = {"developer": "system", "function": "tool"}.get(role, role)
     return Message(role=normal_role, content=content, name=name, tool_call_id=tool_call_id)
 

@@ -77,9 +77,10 @@ class CompletionIdentity:
 
 def sse_event(data: dict[str, Any]) -> bytes:
     # ensure_ascii=False: multibyte text goes out as UTF-8, byte-exact, not \u escapes.
-    return (
-        b"data: " + json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
-    )
+    # backslashreplace: an unpaired surrogate (only possible inside a JSON string) becomes
+    # its JSON escape instead of an UnicodeEncodeError in the middle of a stream.
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return b"data: " + text.encode("utf-8", "backslashreplace") + b"\n\n"
 
 
 SSE_DONE = b"data: [DONE]\n\n"
@@ -109,8 +110,11 @@ class StopSequenceFilter:
         if not self._stops:
             return text
         self._buffer += text
-        cut = min((i for i in (self._buffer.find(s) for s in self._stops) if i >= 0), default=-1)
-        if cut >= 0:
+        # The stop that completes first is where generation would have stopped, whatever
+        # the deltas' boundaries; of those ending at the same character, the longest.
+        found = [(i + len(s), i) for s in self._stops if (i := self._buffer.find(s)) >= 0]
+        if found:
+            cut = min(found)[1]
             out, self._buffer = self._buffer[:cut], ""
             self.stopped = True
             return out

@@ -29,7 +29,9 @@ def services(request: Request) -> Services:
 
 
 def json_bytes(payload: Any) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    # backslashreplace: an unpaired surrogate becomes its JSON escape, not an exception.
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    return text.encode("utf-8", "backslashreplace")
 
 
 class JSONBody(Response):
