@@ -15,8 +15,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from copilot_cli_proxy.backends.claude_cli import ClaudeCliBackend
+from copilot_cli_proxy.backends.claude_warm import ClaudeWarmBackend
 from copilot_cli_proxy.backends.cli_backend import CliBackend
 from copilot_cli_proxy.backends.copilot_cli import CopilotCliBackend
+from copilot_cli_proxy.backends.copilot_headless import CopilotHeadlessBackend
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.routes.chat import chat_completions
 from copilot_cli_proxy.routes.common import Services, error_response
@@ -28,9 +30,10 @@ from copilot_cli_proxy.settings import Settings
 
 
 def build_backend(settings: Settings) -> CliBackend:
+    persistent = settings.runner == "persistent"
     if settings.service == "claude":
-        return ClaudeCliBackend(settings)
-    return CopilotCliBackend(settings)
+        return ClaudeWarmBackend(settings) if persistent else ClaudeCliBackend(settings)
+    return CopilotHeadlessBackend(settings) if persistent else CopilotCliBackend(settings)
 
 
 async def _proxy_error(request: Request, exc: Exception) -> Response:
@@ -63,8 +66,8 @@ def create_app(settings: Settings, backend: CliBackend | None = None) -> Starlet
         stale = sweep_stale(settings.temp_base)
         if stale:
             logger.info("removed {} request dirs left by an earlier run", stale)
-        await chosen.start()
         async with anyio.create_task_group() as tg:
+            await chosen.start(tg)
             tg.start_soon(chosen.warm_up)
             try:
                 yield

@@ -17,6 +17,7 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 SERVICES = ("copilot", "claude")
+RUNNERS = ("persistent", "oneshot")
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_MODELS = {"copilot": "gpt-5-mini", "claude": "sonnet"}
 
@@ -71,6 +72,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 3456
     service: str = "copilot"
+    runner: str = "oneshot"
+    pool_size: int = 1
     default_model: str = ""  # empty: the service's own default (DEFAULT_MODELS)
     copilot_cli_path: str = ""  # empty: `copilot` on PATH, else the project's node_modules
     claude_cli_path: str = ""
@@ -130,6 +133,18 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("host", "HOST", _parse_text, "interface to listen on"),
     FieldSpec("port", "PORT", _parse_int(0, 65535), "TCP port (0 = any free port)"),
     FieldSpec("service", "SERVICE", _parse_choice(SERVICES), "which CLI answers: copilot|claude"),
+    FieldSpec(
+        "runner",
+        "RUNNER",
+        _parse_choice(RUNNERS),
+        "persistent (long-lived CLI processes) or oneshot (one CLI process per request)",
+    ),
+    FieldSpec(
+        "pool_size",
+        "POOL_SIZE",
+        _parse_int(1, 64),
+        "copilot: long-lived processes; claude: warm processes kept ready",
+    ),
     FieldSpec(
         "default_model", "DEFAULT_MODEL", _parse_text, "model used when a request names none"
     ),

@@ -13,6 +13,8 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from anyio.abc import TaskGroup
+
 from copilot_cli_proxy.protocol.requests import ChatRequest
 
 
@@ -76,8 +78,11 @@ class Backend(Protocol):
 
     name: str
 
-    async def start(self) -> None:
-        """Called once when the server starts (warm pools, version probes)."""
+    async def start(self, tg: TaskGroup) -> None:
+        """Called once when the server starts; ``tg`` lives as long as the server."""
+
+    async def warm_up(self) -> None:
+        """Background start-up work (version probe, model discovery, warm processes)."""
 
     async def stop(self) -> None:
         """Called once when the server stops: nothing may be left running."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from anyio.abc import TaskGroup
 from loguru import logger
 
 from copilot_cli_proxy.backends.base import BackendEvent, ModelInfo, RunRecord
@@ -58,7 +59,7 @@ def cli_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
 def parse_json_line(line: bytes) -> dict[str, Any] | None:
     try:
         obj = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
     return obj if isinstance(obj, dict) else None
 
@@ -98,7 +99,7 @@ class CliBackend(ABC):
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, tg: TaskGroup) -> None:
         if self.cli_path is None:
             logger.warning(
                 "{} CLI not found: chat requests will get 503 until it is installed",

@@ -133,6 +133,9 @@ class CopilotOutputParser(OutputParser):
         self._streamed_messages: set[str] = set()
         self._output_tokens: int | None = None
         self._result: dict[str, Any] | None = None
+        # Headless sessions only: per-call token counts, and the end-of-turn marker.
+        self._call_usage: dict[str, int] = {}
+        self.idle = False
 
     def feed(self, obj: dict[str, Any]) -> list[BackendEvent]:
         kind = obj.get("type")
@@ -157,9 +160,30 @@ class CopilotOutputParser(OutputParser):
             if _is_auth_failure(message):
                 raise ProxyError("cli_not_logged_in", LOGIN_HINT)
             raise ProxyError("cli_failed", f"The copilot CLI reported an error: {message}")
+        if kind == "assistant.usage":
+            for key in ("inputTokens", "outputTokens", "cacheReadTokens", "reasoningTokens"):
+                value = data.get(key)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    self._call_usage[key] = self._call_usage.get(key, 0) + value
+            return []
+        if kind == "session.idle":
+            self.idle = True
+            return []
         if kind == "result":
             self._result = obj
         return []
+
+    def session_usage(self) -> Usage:
+        """Usage of a headless turn: the sum of its ``assistant.usage`` events."""
+        calls = self._call_usage
+        if "inputTokens" not in calls or "outputTokens" not in calls:
+            return Usage(completion_tokens=self._output_tokens)
+        return Usage(
+            prompt_tokens=calls["inputTokens"],
+            completion_tokens=calls["outputTokens"],
+            cached_prompt_tokens=calls.get("cacheReadTokens"),
+            reasoning_tokens=calls.get("reasoningTokens"),
+        )
 
     def finish(self, exit_code: int, stderr: str, workdir: Path) -> list[BackendEvent]:
         if _is_auth_failure(stderr):
@@ -179,9 +203,10 @@ class CopilotOutputParser(OutputParser):
         usage_path = workdir / USAGE_FILE
         if usage_path.is_file():
             try:
-                usage = usage_from_metrics(json.loads(usage_path.read_text("utf-8")))
+                metrics = json.loads(usage_path.read_text("utf-8"))
             except (OSError, ValueError):
-                usage = None
+                metrics = None
+            usage = usage_from_metrics(metrics) if isinstance(metrics, dict) else None
         if usage is None:
             usage = Usage(completion_tokens=self._output_tokens)
         return [usage, Finish("stop")]
@@ -220,6 +245,14 @@ class CopilotCliBackend(CliBackend):
 
     def check_request(self, request: ChatRequest) -> None:
         prompt = build_cli_prompt(request.messages).prompt
+        if "\x00" in prompt:
+            # An argv string ends at its first NUL: the spawn itself would fail.
+            raise ProxyError(
+                "invalid_request",
+                "The conversation contains a NUL character, which the copilot CLI cannot "
+                "receive (its prompt is a command-line argument).",
+                param="messages",
+            )
         if not prompt_arg_fits(prompt):
             raise ProxyError(
                 "prompt_too_large",

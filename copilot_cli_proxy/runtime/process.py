@@ -45,26 +45,91 @@ def split_lines(buffer: bytearray, chunk: bytes) -> list[bytes]:
 
 
 class CliRun:
-    """A running CLI: stdout lines in, stderr collected in an unnamed file."""
+    """A running CLI in its own process group; stderr collected in an unnamed file.
+
+    Not tied to a task: a warm process may be started by one task and used and
+    closed by another. ``aclose`` is idempotent and shielded.
+    """
 
     def __init__(self, process: Process, stderr_file: IO[bytes]) -> None:
         self.process = process
         self._stderr_file = stderr_file
+        self._closed = False
+
+    @classmethod
+    async def start(
+        cls,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        keep_stdin: bool = False,
+    ) -> CliRun:
+        """Start ``argv`` (never through a shell), with stdin a pipe or /dev/null."""
+        stderr_file = tempfile.TemporaryFile()
+        try:
+            process = await anyio.open_process(
+                list(argv),
+                stdin=subprocess.PIPE if keep_stdin else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=stderr_file,
+                cwd=cwd,
+                env=dict(env),
+                start_new_session=True,
+            )
+        except FileNotFoundError:
+            stderr_file.close()
+            raise ProxyError(
+                "cli_not_found", f"The CLI executable {argv[0]!r} was not found."
+            ) from None
+        except PermissionError:
+            stderr_file.close()
+            raise ProxyError(
+                "cli_start_failed", f"The CLI executable {argv[0]!r} is not executable."
+            ) from None
+        except OSError as exc:
+            stderr_file.close()
+            raise ProxyError(
+                "cli_start_failed", f"The CLI {argv[0]!r} could not be started: {exc.strerror}."
+            ) from None
+        return cls(process, stderr_file)
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
-    async def lines(self) -> AsyncIterator[bytes]:
+    @property
+    def alive(self) -> bool:
+        return self.process.returncode is None
+
+    async def write_stdin(self, data: bytes, *, close: bool = False) -> bool:
+        """Send ``data``; False when the CLI has already closed its stdin (it exited)."""
+        stdin = self.process.stdin
+        if stdin is None:
+            return False
+        try:
+            if data:
+                await stdin.send(data)
+            if close:
+                await stdin.aclose()
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            return False
+        return True
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Raw stdout as it arrives, until EOF."""
         stdout = self.process.stdout
         if stdout is None:
             return
-        buffer = bytearray()
         while True:
             try:
-                chunk = await stdout.receive(READ_CHUNK)
+                yield await stdout.receive(READ_CHUNK)
             except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-                break
+                return
+
+    async def lines(self) -> AsyncIterator[bytes]:
+        buffer = bytearray()
+        async for chunk in self.chunks():
             for line in split_lines(buffer, chunk):
                 yield line
         if buffer.strip():
@@ -74,11 +139,24 @@ class CliRun:
         return await self.process.wait()
 
     def stderr_tail(self, limit: int = STDERR_TAIL_BYTES) -> str:
+        if self._stderr_file.closed:
+            return ""
         handle = self._stderr_file
         handle.seek(0, os.SEEK_END)
         size = handle.tell()
         handle.seek(max(0, size - limit))
         return handle.read().decode("utf-8", errors="replace")
+
+    async def aclose(self, grace: float = KILL_GRACE_S) -> None:
+        """Kill the whole group and release everything; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        with anyio.CancelScope(shield=True):
+            try:
+                await kill_process_group(self.process, grace)
+            finally:
+                self._stderr_file.close()
 
 
 def _signal_group(pgid: int, sig: int) -> bool:
@@ -100,6 +178,17 @@ async def kill_process_group(process: Process, grace: float = KILL_GRACE_S) -> N
             await process.wait()
     _signal_group(pgid, signal.SIGKILL)
     await process.wait()
+    if process.stdout is not None:
+        # Read to EOF so the pipe's transport sees it and closes; a reader in another
+        # task (a long-lived process's) gets its EOF itself.
+        with anyio.move_on_after(1.0):
+            try:
+                while await process.stdout.receive(READ_CHUNK):
+                    pass
+            except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                pass
+            except RuntimeError:
+                pass  # another task is reading
     for stream in (process.stdin, process.stdout, process.stderr):
         if stream is not None:
             await stream.aclose()
@@ -114,44 +203,15 @@ async def run_cli(
     stdin_data: bytes | None = None,
     kill_grace: float = KILL_GRACE_S,
 ) -> AsyncIterator[CliRun]:
-    """Start ``argv`` (never through a shell) and guarantee its group is gone on exit."""
-    stderr_file = tempfile.TemporaryFile()
+    """Start ``argv``, feed ``stdin_data`` (then EOF), and guarantee the group is gone on exit."""
+    run = await CliRun.start(argv, cwd=cwd, env=env, keep_stdin=stdin_data is not None)
     try:
-        try:
-            process = await anyio.open_process(
-                list(argv),
-                stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=stderr_file,
-                cwd=cwd,
-                env=dict(env),
-                start_new_session=True,
-            )
-        except FileNotFoundError:
-            raise ProxyError(
-                "cli_not_found", f"The CLI executable {argv[0]!r} was not found."
-            ) from None
-        except PermissionError:
-            raise ProxyError(
-                "cli_start_failed", f"The CLI executable {argv[0]!r} is not executable."
-            ) from None
-        except OSError as exc:
-            raise ProxyError(
-                "cli_start_failed", f"The CLI {argv[0]!r} could not be started: {exc.strerror}."
-            ) from None
-        try:
-            if stdin_data is not None and process.stdin is not None:
-                try:
-                    await process.stdin.send(stdin_data)
-                    await process.stdin.aclose()
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    pass  # the CLI exited early; its output and exit code tell why
-            yield CliRun(process, stderr_file)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await kill_process_group(process, kill_grace)
+        if stdin_data is not None:
+            # A CLI that exits early closes its stdin; its output and exit code tell why.
+            await run.write_stdin(stdin_data, close=True)
+        yield run
     finally:
-        stderr_file.close()
+        await run.aclose(kill_grace)
 
 
 async def capture_cli(

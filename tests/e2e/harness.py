@@ -1,0 +1,164 @@
+"""End-to-end harness: the real server (uvicorn, own process) on a free loopback port,
+pointed at fake or real CLIs, driven over HTTP."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import openai
+
+ROOT = Path(__file__).resolve().parents[2]
+FAKES = ROOT / "tests" / "fakes"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is dead for our purposes: it holds no resources but its table entry.
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+@dataclass
+class ProxyServer:
+    url: str
+    process: subprocess.Popen[bytes]
+    temp_base: Path
+    pid_dir: Path
+    log_path: Path
+
+    @property
+    def base_url(self) -> str:
+        return self.url + "/v1"
+
+    def client(self, **kwargs: object) -> openai.OpenAI:
+        options: dict[str, object] = {"max_retries": 0, "timeout": 60.0, "api_key": "unused"}
+        options.update(kwargs)
+        return openai.OpenAI(base_url=self.base_url, **options)  # type: ignore[arg-type]
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=60.0)
+
+    def request_dirs(self) -> list[Path]:
+        return sorted(self.temp_base.glob("req-*")) if self.temp_base.exists() else []
+
+    def cli_pids(self) -> list[int]:
+        """Fake CLI processes still alive (each fake writes its pid file at start)."""
+        if not self.pid_dir.exists():
+            return []
+        return [int(p.name) for p in self.pid_dir.iterdir() if pid_alive(int(p.name))]
+
+    def assert_clean(self, timeout: float = 10.0) -> None:
+        """No CLI process and no request dir left behind."""
+        assert wait_until(lambda: not self.cli_pids() and not self.request_dirs(), timeout), (
+            f"left behind: pids={self.cli_pids()} dirs={self.request_dirs()}"
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        for pid in self.cli_pids():  # never leave a stray fake running after a failed test
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def start_server(
+    tmp_path: Path, env: dict[str, str], *, ready_timeout: float = 60.0
+) -> ProxyServer:
+    port = free_port()
+    temp_base = tmp_path / "requests"
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir(exist_ok=True)
+    log_path = tmp_path / "server.log"
+    full_env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "TEMP_DIR_BASE": str(temp_base),
+        "LOG_DIR": str(tmp_path / "logs"),
+        "LOG_LEVEL": "DEBUG",
+        "FAKE_CLI_PID_DIR": str(pid_dir),
+        **env,
+    }
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "copilot_cli_proxy"],
+            cwd=tmp_path,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = ProxyServer(f"http://127.0.0.1:{port}", process, temp_base, pid_dir, log_path)
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
+        try:
+            return httpx.get(server.url + "/health", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    if not wait_until(ready, ready_timeout, 0.1):
+        server.stop()
+        raise RuntimeError(f"server did not become ready:\n{server.log()}")
+    return server
+
+
+def fake_env(service: str, **extra: str) -> dict[str, str]:
+    env = {
+        "SERVICE": service,
+        "COPILOT_CLI_PATH": str(FAKES / "copilot"),
+        "CLAUDE_CLI_PATH": str(FAKES / "claude"),
+        "REQUEST_TIMEOUT": "20000",
+    }
+    env.update(extra)
+    return env
+
+
+def real_cli(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    local = ROOT / "node_modules" / ".bin" / name
+    return str(local) if local.exists() else None
