@@ -39,8 +39,11 @@ PRIVATE_ENV = ("API_KEY", "API_KEYS", "RATE_LIMIT_STORAGE_URI")
 def resolve_cli(configured: str, name: str, project_root: Path = PROJECT_ROOT) -> str | None:
     """Configured path, else ``name`` on PATH, else the project's npm install."""
     if configured:
-        found = shutil.which(configured) if os.sep not in configured else configured
-        return str(Path(found).absolute()) if found else None
+        if os.sep not in configured:
+            found = shutil.which(configured)
+            return str(Path(found).absolute()) if found else None
+        path = Path(configured).expanduser().absolute()
+        return str(path) if path.exists() else None
     on_path = shutil.which(name)
     if on_path:
         return on_path

@@ -151,6 +151,7 @@ def fake_env(service: str, **extra: str) -> dict[str, str]:
         "COPILOT_CLI_PATH": str(FAKES / "copilot"),
         "CLAUDE_CLI_PATH": str(FAKES / "claude"),
         "REQUEST_TIMEOUT": "20000",
+        "RUNNER": "oneshot",
     }
     env.update(extra)
     return env

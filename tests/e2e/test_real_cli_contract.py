@@ -364,7 +364,9 @@ def test_claude_warm_process_has_no_tools_and_its_own_config_dir(tmp_path: Path)
             process = await WarmClaude.spawn(
                 cli, WarmKey("haiku", "Be brief. 🎉", None), tmp_path / "req", ()
             )
-        await anyio.sleep(1.0)  # it boots and waits for its prompt
+        # Idle longer than the 3 s after which claude gives up on a silent stdin in
+        # text mode: the stream-json input mode a warm process uses must wait.
+        await anyio.sleep(4.0)
         assert process.alive
         await process.run.write_stdin(
             user_message_line("--dangerously-skip-permissions hi"), close=True

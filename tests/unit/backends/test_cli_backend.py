@@ -70,8 +70,20 @@ def executable(path: Path) -> Path:
     return path
 
 
-def test_resolve_cli_configured_path_is_made_absolute(tmp_path: Path) -> None:
-    assert resolve_cli("/opt/x/copilot", "copilot", tmp_path) == "/opt/x/copilot"
+def test_resolve_cli_configured_path_is_made_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli = tmp_path / "bin" / "copilot"
+    cli.parent.mkdir()
+    cli.write_text("")
+    monkeypatch.chdir(tmp_path)
+    assert resolve_cli("bin/copilot", "copilot", tmp_path) == str(cli)
+    assert resolve_cli(str(cli), "copilot", tmp_path) == str(cli)
+
+
+def test_resolve_cli_configured_path_that_does_not_exist_is_not_found(tmp_path: Path) -> None:
+    """A missing COPILOT_CLI_PATH must make /health say so, not report the CLI found."""
+    assert resolve_cli(str(tmp_path / "nonexistent" / "copilot"), "copilot", tmp_path) is None
 
 
 def test_resolve_cli_configured_name_is_looked_up_on_path(

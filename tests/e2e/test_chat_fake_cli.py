@@ -1,0 +1,531 @@
+"""What an OpenAI SDK user sees, end to end, over the fake copilot and claude CLIs."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tests.e2e.harness import ProxyServer, fake_env, start_server, wait_until
+
+MULTIBYTE = "안녕하세요 世界 🎉 👩‍👩‍👧 café — ünïcödé ✓"
+
+
+@pytest.fixture(scope="module", params=["copilot", "claude"])
+def shared(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProxyServer]:
+    service = str(request.param)
+    proxy = start_server(tmp_path_factory.mktemp(service), fake_env(service))
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+def ask(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+def test_non_stream_answer_has_openai_shape_and_real_usage(shared: ProxyServer) -> None:
+    client = shared.client()
+    completion = client.chat.completions.create(
+        model=default_model(shared), messages=ask("hello there")
+    )
+    assert completion.object == "chat.completion"
+    assert completion.id.startswith("chatcmpl-")
+    assert completion.model == default_model(shared)
+    choice = completion.choices[0]
+    assert choice.message.role == "assistant"
+    assert choice.message.content == "echo: hello there"
+    assert choice.finish_reason == "stop"
+    assert completion.usage is not None
+    assert completion.usage.prompt_tokens > 0
+    assert completion.usage.completion_tokens > 0
+    assert (
+        completion.usage.total_tokens
+        == completion.usage.prompt_tokens + completion.usage.completion_tokens
+    )
+    shared.assert_clean()
+
+
+def test_stream_arrives_in_pieces_with_role_first_and_stop_last(shared: ProxyServer) -> None:
+    client = shared.client()
+    chunks = list(
+        client.chat.completions.create(
+            model=default_model(shared),
+            messages=ask("stream me a longer sentence please"),
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert chunks[0].choices[0].delta.role == "assistant"
+    content_chunks = [c for c in chunks if c.choices and c.choices[0].delta.content]
+    assert len(content_chunks) > 1, "content must stream as the CLI produces it, not as one lump"
+    assert "".join(c.choices[0].delta.content or "" for c in content_chunks) == (
+        "echo: stream me a longer sentence please"
+    )
+    finishes = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
+    assert finishes == ["stop"]
+    usage_chunks = [c for c in chunks if c.usage is not None]
+    assert len(usage_chunks) == 1 and usage_chunks[0] is chunks[-1]
+    assert usage_chunks[0].choices == []
+    assert usage_chunks[0].usage.completion_tokens > 0
+    assert len({c.id for c in chunks}) == 1
+
+
+def test_stream_without_include_usage_has_no_usage_chunk(shared: ProxyServer) -> None:
+    chunks = list(
+        shared.client().chat.completions.create(
+            model=default_model(shared), messages=ask("hi"), stream=True
+        )
+    )
+    assert all(c.usage is None for c in chunks)
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_multibyte_text_arrives_byte_exact(shared: ProxyServer, stream: bool) -> None:
+    client = shared.client()
+    messages = ask(f"FAKE_REPLY={MULTIBYTE}\nsay it")
+    if stream:
+        text = "".join(
+            c.choices[0].delta.content or ""
+            for c in client.chat.completions.create(
+                model=default_model(shared), messages=messages, stream=True
+            )
+            if c.choices
+        )
+    else:
+        text = (
+            client.chat.completions.create(model=default_model(shared), messages=messages)
+            .choices[0]
+            .message.content
+        )
+    assert text == MULTIBYTE
+
+
+def test_sse_wire_format_is_utf8_and_ends_with_done(shared: ProxyServer) -> None:
+    body = {
+        "model": default_model(shared),
+        "messages": ask(f"FAKE_REPLY={MULTIBYTE}\nx"),
+        "stream": True,
+    }
+    with shared.http() as http, http.stream("POST", "/v1/chat/completions", json=body) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        raw = b"".join(response.iter_bytes())
+    frames = [f for f in raw.split(b"\n\n") if f]
+    assert all(f.startswith(b"data: ") for f in frames)
+    assert frames[-1] == b"data: [DONE]"
+    assert "🎉".encode() in raw
+    assert b"\\u" not in raw  # sent as UTF-8, not \u escapes
+
+
+def test_models_lists_discovered_ids_default_first(shared: ProxyServer) -> None:
+    client = shared.client()
+    ids = [m.id for m in client.models.list()]
+    assert ids[0] == default_model(shared)
+    expected = "claude-sonnet-5.5" if is_copilot(shared) else "haiku"
+    assert expected in ids
+    model = client.models.retrieve(ids[1])
+    assert model.id == ids[1]
+    assert model.owned_by in ("openai", "anthropic", "google", "xai", "moonshotai", "microsoft")
+
+
+def test_unknown_model_is_404_listing_valid_ids(shared: ProxyServer) -> None:
+    client = shared.client()
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.chat.completions.create(model="no-such-model", messages=ask("hi"))
+    error = caught.value.body
+    assert isinstance(error, dict)
+    assert error["code"] == "model_not_found"
+    assert default_model(shared) in error["message"]
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("no-such-model")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_not_logged_in_is_a_clear_503_not_a_200(shared: ProxyServer, stream: bool) -> None:
+    client = shared.client()
+    with pytest.raises(openai.APIStatusError) as caught:
+        result = client.chat.completions.create(
+            model=default_model(shared), messages=ask("FAKE_NOT_LOGGED_IN\nhi"), stream=stream
+        )
+        if stream:
+            list(result)
+    assert caught.value.status_code == 503
+    assert caught.value.response.headers["x-should-retry"] == "false"
+    error = caught.value.body
+    assert isinstance(error, dict) and error["code"] == "cli_not_logged_in"
+    assert "login" in error["message"]
+    shared.assert_clean()
+
+
+def test_failure_mid_stream_is_an_error_event_without_fake_stop(shared: ProxyServer) -> None:
+    received: list[str] = []
+    finishes: list[str] = []
+    with pytest.raises(openai.APIError) as caught:
+        for chunk in shared.client().chat.completions.create(
+            model=default_model(shared),
+            messages=ask("FAKE_FAIL_MIDSTREAM\nhello world"),
+            stream=True,
+        ):
+            if chunk.choices:
+                received.append(chunk.choices[0].delta.content or "")
+                if chunk.choices[0].finish_reason:
+                    finishes.append(chunk.choices[0].finish_reason)
+    assert "".join(received), "some text arrived before the failure"
+    assert finishes == []
+    assert "CLI" in str(caught.value)
+    shared.assert_clean()
+
+
+def test_failure_mid_answer_non_stream_is_502(shared: ProxyServer) -> None:
+    with pytest.raises(openai.APIStatusError) as caught:
+        shared.client().chat.completions.create(
+            model=default_model(shared), messages=ask("FAKE_CRASH\nhello world")
+        )
+    assert caught.value.status_code == 502
+    shared.assert_clean()
+
+
+def test_stop_sequence_cuts_the_answer(shared: ProxyServer) -> None:
+    client = shared.client()
+    messages = ask("FAKE_REPLY=alpha beta STOP gamma delta\nx")
+    completion = client.chat.completions.create(
+        model=default_model(shared), messages=messages, stop=["STOP"]
+    )
+    assert completion.choices[0].message.content == "alpha beta "
+    assert completion.choices[0].finish_reason == "stop"
+    streamed = "".join(
+        c.choices[0].delta.content or ""
+        for c in client.chat.completions.create(
+            model=default_model(shared), messages=messages, stop="STOP", stream=True
+        )
+        if c.choices
+    )
+    assert streamed == "alpha beta "
+    shared.assert_clean()
+
+
+def test_ignored_sampling_params_are_reported(shared: ProxyServer) -> None:
+    response = shared.client().chat.completions.with_raw_response.create(
+        model=default_model(shared), messages=ask("hi"), temperature=0.2, max_tokens=5
+    )
+    assert response.headers["x-ignored-params"] == "temperature,max_tokens"
+    assert response.parse().choices[0].message.content == "echo: hi"
+
+
+def inspect(shared: ProxyServer, messages: list[dict[str, str]]) -> dict[str, object]:
+    completion = shared.client().chat.completions.create(
+        model=default_model(shared),
+        messages=messages,  # type: ignore[arg-type]
+    )
+    return json.loads(completion.choices[0].message.content or "{}")
+
+
+def test_system_text_goes_to_a_file_in_the_request_dir(shared: ProxyServer) -> None:
+    system = "Answer like a pirate. 해적처럼 답하세요."
+    seen = inspect(
+        shared,
+        [
+            {"role": "system", "content": system},
+            {"role": "developer", "content": "Be brief."},
+            {"role": "user", "content": "FAKE_INSPECT\nwho are you?"},
+        ],
+    )
+    files = seen["files"]
+    assert isinstance(files, dict)
+    argv = seen["argv"]
+    assert isinstance(argv, list)
+    if is_copilot(shared):
+        assert files["AGENTS.md"] == system + "\n\nBe brief."
+    else:
+        assert files["system-prompt.md"] == system + "\n\nBe brief."
+        assert any(str(a).startswith("--system-prompt-file=") for a in argv)
+        assert seen["stdin"] == "FAKE_INSPECT\nwho are you?"
+    assert str(seen["cwd"]).startswith(str(shared.temp_base))
+
+
+def test_conversation_is_flattened_with_roles_in_order(shared: ProxyServer) -> None:
+    seen = inspect(
+        shared,
+        [
+            {"role": "user", "content": "My name is Ada."},
+            {"role": "assistant", "content": "Hello Ada."},
+            {"role": "user", "content": "FAKE_INSPECT\nWhat is my name?"},
+        ],
+    )
+    prompt = prompt_seen(shared, seen)
+    first, second, third = (
+        prompt.index(t) for t in ("My name is Ada.", "Hello Ada.", "What is my name?")
+    )
+    assert first < second < third
+    assert "[user]" in prompt and "[assistant]" in prompt
+    assert prompt.rstrip().endswith("What is my name?")
+
+
+@pytest.mark.parametrize(
+    "hostile", ["--allow-all-tools", "-p", "--yolo --allow-all", "--dangerously-skip-permissions"]
+)
+def test_prompt_is_data_never_a_flag(shared: ProxyServer, hostile: str) -> None:
+    seen = inspect(shared, ask(f"{hostile}\nFAKE_INSPECT\n{hostile}"))
+    argv = [str(a) for a in seen["argv"]]  # type: ignore[union-attr]
+    for flag in ("--allow-all-tools", "--allow-all", "--yolo", "--dangerously-skip-permissions"):
+        assert flag not in argv
+    assert hostile in prompt_seen(shared, seen)
+
+
+def test_tools_are_off_by_default(shared: ProxyServer) -> None:
+    argv = [str(a) for a in inspect(shared, ask("FAKE_INSPECT"))["argv"]]  # type: ignore[union-attr]
+    if is_copilot(shared):
+        assert {"--deny-tool=shell", "--deny-tool=write", "--deny-tool=url"} <= set(argv)
+        assert not any(a.startswith(("--allow-tool", "--allow-all")) for a in argv)
+    else:
+        assert "--tools=" in argv
+        assert "--permission-mode=dontAsk" in argv
+        assert not any("dangerously" in a or a.startswith("--allowedTools") for a in argv)
+
+
+def test_large_conversation(shared: ProxyServer) -> None:
+    big = "x" * 200_000
+    client = shared.client()
+    if is_copilot(shared):
+        with pytest.raises(openai.APIStatusError) as caught:
+            client.chat.completions.create(model=default_model(shared), messages=ask(big))
+        assert caught.value.status_code == 413
+        assert caught.value.body["code"] == "prompt_too_large"  # type: ignore[index]
+    else:
+        completion = client.chat.completions.create(
+            model=default_model(shared), messages=ask(big + "\nlast line")
+        )
+        assert completion.choices[0].message.content == "echo: last line"
+    shared.assert_clean()
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"{not json", "invalid_json"),
+        (b"\xff\xfe", "invalid_json"),
+        (b"[]", "invalid_json"),
+        (b'{"messages": []}', "invalid_request"),
+        (b'{"messages": "hi"}', "invalid_request"),
+        (b'{"messages": [{"role": "wizard", "content": "hi"}]}', "invalid_request"),
+        (
+            b'{"messages": [{"role": "user", "content": '
+            b'[{"type": "image_url", "image_url": {"url": "x"}}]}]}',
+            "unsupported_content",
+        ),
+        (b'{"messages": [{"role": "user", "content": "hi"}], "n": 3}', "unsupported_parameter"),
+        (b'{"messages": [{"role": "user", "content": "hi"}], "stream": "yes"}', "invalid_request"),
+        (b"[" * 50_000 + b"]" * 50_000, "invalid_json"),
+    ],
+)
+def test_bad_requests_get_openai_style_400(shared: ProxyServer, body: bytes, code: str) -> None:
+    with shared.http() as http:
+        response = http.post("/v1/chat/completions", content=body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert error["type"] == "invalid_request_error"
+    assert error["message"]
+
+
+def test_unknown_route_and_method_are_openai_errors(shared: ProxyServer) -> None:
+    with shared.http() as http:
+        missing = http.get("/v1/nothing")
+        wrong = http.get("/v1/chat/completions")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert wrong.status_code == 405 and wrong.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_health_is_cheap_and_informative(shared: ProxyServer) -> None:
+    before = len(list(shared.pid_dir.iterdir()))
+    with shared.http() as http:
+        bodies = [http.get("/health").json() for _ in range(20)]
+    assert len(list(shared.pid_dir.iterdir())) == before, "/health must not spawn a CLI"
+    body = bodies[-1]
+    assert body["status"] == "ok"
+    assert body["backend"] in ("copilot", "claude")
+    assert body["cli"]["found"] is True and body["cli"]["version"]
+    assert body["uptime_seconds"] >= 0
+
+
+# -- dedicated servers --------------------------------------------------------------------
+
+
+def test_timeout_is_504_and_leaves_nothing_behind(tmp_path: Path, service: str) -> None:
+    proxy = start_server(tmp_path, fake_env(service, REQUEST_TIMEOUT="1500"))
+    try:
+        started = time.monotonic()
+        with pytest.raises(openai.APIStatusError) as caught:
+            proxy.client().chat.completions.create(
+                model=default_model(proxy), messages=ask("FAKE_SLEEP=30\nhi")
+            )
+        assert caught.value.status_code == 504
+        assert caught.value.body["code"] == "timeout"  # type: ignore[index]
+        assert time.monotonic() - started < 10
+        proxy.assert_clean()
+    finally:
+        proxy.stop()
+
+
+def test_client_disconnect_kills_the_cli_and_removes_its_dir(tmp_path: Path, service: str) -> None:
+    proxy = start_server(tmp_path, fake_env(service))
+    try:
+        body = {
+            "model": default_model(proxy),
+            "messages": ask("FAKE_DELTA_DELAY=0.5\nFAKE_BIG=400\nx"),
+            "stream": True,
+        }
+        with (
+            proxy.http() as http,
+            http.stream("POST", "/v1/chat/completions", json=body) as response,
+        ):
+            assert response.status_code == 200
+            for _ in response.iter_raw():
+                break  # the first bytes arrived: the CLI is running
+            assert proxy.cli_pids(), "a CLI process should be running mid-answer"
+        proxy.assert_clean()
+        assert wait_until(lambda: "status=499" in proxy.log(), 5)
+    finally:
+        proxy.stop()
+
+
+def test_concurrency_cap_answers_429_with_retry_after(tmp_path: Path, service: str) -> None:
+    proxy = start_server(tmp_path, fake_env(service, MAX_CONCURRENT="1", MAX_QUEUE="0"))
+    try:
+        slow_done = threading.Event()
+
+        def slow() -> None:
+            proxy.client().chat.completions.create(
+                model=default_model(proxy), messages=ask("FAKE_SLEEP=2\nslow")
+            )
+            slow_done.set()
+
+        worker = threading.Thread(target=slow)
+        worker.start()
+        assert wait_until(lambda: bool(proxy.cli_pids()), 10)
+        with pytest.raises(openai.RateLimitError) as caught:
+            proxy.client().chat.completions.create(model=default_model(proxy), messages=ask("fast"))
+        assert int(caught.value.response.headers["retry-after"]) >= 1
+        assert caught.value.body["code"] == "server_busy"  # type: ignore[index]
+        worker.join(20)
+        assert slow_done.is_set()
+        # the slot is free again
+        answer = proxy.client().chat.completions.create(
+            model=default_model(proxy), messages=ask("again")
+        )
+        assert answer.choices[0].message.content == "echo: again"
+    finally:
+        proxy.stop()
+
+
+def test_queued_requests_wait_for_a_slot(tmp_path: Path, service: str) -> None:
+    proxy = start_server(tmp_path, fake_env(service, MAX_CONCURRENT="2", MAX_QUEUE="10"))
+    try:
+        results: list[str] = []
+        lock = threading.Lock()
+
+        def one(i: int) -> None:
+            answer = proxy.client().chat.completions.create(
+                model=default_model(proxy), messages=ask(f"FAKE_SLEEP=0.3\nq{i}")
+            )
+            with lock:
+                results.append(answer.choices[0].message.content or "")
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        peak = 0
+        while any(t.is_alive() for t in threads):
+            peak = max(peak, len(proxy.cli_pids()))
+            time.sleep(0.02)
+        assert sorted(results) == sorted(f"echo: q{i}" for i in range(6))
+        # copilot's fake runs a loader and a worker: two pids per CLI run
+        per_run = 2 if service == "copilot" else 1
+        assert peak <= 2 * per_run
+        proxy.assert_clean()
+    finally:
+        proxy.stop()
+
+
+def test_missing_cli_is_503_and_models_fall_back(tmp_path: Path, service: str) -> None:
+    proxy = start_server(
+        tmp_path,
+        fake_env(
+            service, COPILOT_CLI_PATH="/nonexistent/copilot", CLAUDE_CLI_PATH="/nonexistent/claude"
+        ),
+    )
+    try:
+        with proxy.http() as http:
+            health = http.get("/health").json()
+        assert health["status"] == "degraded" and health["cli"]["found"] is False
+        assert [m.id for m in proxy.client().models.list()] == [default_model(proxy)]
+        with pytest.raises(openai.APIStatusError) as caught:
+            proxy.client().chat.completions.create(model=default_model(proxy), messages=ask("hi"))
+        assert caught.value.status_code == 503
+        assert caught.value.body["code"] == "cli_not_found"  # type: ignore[index]
+    finally:
+        proxy.stop()
+
+
+def test_default_model_is_used_when_the_request_names_none(tmp_path: Path, service: str) -> None:
+    model = "gpt-5.4" if service == "copilot" else "haiku"
+    proxy = start_server(tmp_path, fake_env(service, DEFAULT_MODEL=model))
+    try:
+        with proxy.http() as http:
+            response = http.post("/v1/chat/completions", json={"messages": ask("FAKE_INSPECT")})
+        assert response.status_code == 200
+        body = response.json()
+        assert body["model"] == model
+        argv = json.loads(body["choices"][0]["message"]["content"])["argv"]
+        assert f"--model={model}" in argv
+        assert proxy.client().models.list().data[0].id == model
+    finally:
+        proxy.stop()
+
+
+def test_bad_setting_stops_startup_naming_the_variable(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "copilot_cli_proxy"],
+        env={"PATH": "/usr/bin:/bin", "MAX_CONCURRENT": "lots", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    assert "MAX_CONCURRENT" in result.stderr
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def is_copilot(proxy: ProxyServer) -> bool:
+    return "copilot" in httpx.get(proxy.url + "/health").json()["backend"]
+
+
+def default_model(proxy: ProxyServer) -> str:
+    return "gpt-5-mini" if is_copilot(proxy) else "sonnet"
+
+
+def prompt_seen(proxy: ProxyServer, seen: dict[str, object]) -> str:
+    if not is_copilot(proxy):
+        return str(seen["stdin"])
+    prompts = [str(a) for a in seen["argv"] if str(a).startswith("--prompt=")]  # type: ignore[union-attr]
+    assert len(prompts) == 1
+    return prompts[0].removeprefix("--prompt=")
