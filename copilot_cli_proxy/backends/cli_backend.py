@@ -122,6 +122,7 @@ class CliBackend(ABC):
     def health(self) -> dict[str, Any]:
         return {
             "backend": self.name,
+            "runner": "oneshot",
             "cli": {
                 "path": self.cli_path,
                 "found": self.cli_path is not None,
