@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
 
 import anyio
 from loguru import logger
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -20,6 +25,13 @@ from copilot_cli_proxy.backends.cli_backend import CliBackend
 from copilot_cli_proxy.backends.copilot_cli import CopilotCliBackend
 from copilot_cli_proxy.backends.copilot_headless import CopilotHeadlessBackend
 from copilot_cli_proxy.errors import ProxyError
+from copilot_cli_proxy.gate.auth import ApiKeyGate
+from copilot_cli_proxy.gate.ratelimit import RateLimitGate, RequestRateLimiter, build_storage
+from copilot_cli_proxy.gate.sizes import BodySizeGate
+from copilot_cli_proxy.observe.metrics import Metrics, metrics_endpoint
+from copilot_cli_proxy.observe.middleware import ObserveMiddleware, ObserveOptions
+from copilot_cli_proxy.observe.redact import Redactor, collect_secrets
+from copilot_cli_proxy.observe.requestlog import RequestLogWriter
 from copilot_cli_proxy.routes.chat import chat_completions
 from copilot_cli_proxy.routes.common import Services, error_response
 from copilot_cli_proxy.routes.health import health
@@ -57,8 +69,95 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     return error_response(ProxyError("internal_error", f"Internal error: {type(exc).__name__}."))
 
 
+def build_middleware(
+    settings: Settings,
+    metrics: Metrics,
+    writer: RequestLogWriter | None,
+    redactor: Redactor,
+    rate_limiter: RequestRateLimiter | None,
+    backend_name: str,
+) -> list[Middleware]:
+    """Outermost first: observe everything, answer CORS preflights, then the gate."""
+    open_paths = {"/health"} | (set() if settings.metrics_require_key else {"/metrics"})
+    options = ObserveOptions(
+        backend=backend_name,
+        runner=settings.runner,
+        trust_proxy_headers=settings.trust_proxy_headers,
+        log_request_body=settings.log_request_body,
+        log_response_body=settings.log_response_body,
+        max_body_bytes=settings.max_body_bytes,
+    )
+    stack = [
+        Middleware(
+            ObserveMiddleware, metrics=metrics, writer=writer, redactor=redactor, options=options
+        )
+    ]
+    if settings.cors_origins:
+        stack.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST", "OPTIONS"],
+                # Browser SDKs add their own headers (x-stainless-*): name them all.
+                allow_headers=["*"],
+                expose_headers=[
+                    "X-Request-ID",
+                    "X-RateLimit-Limit",
+                    "X-RateLimit-Remaining",
+                    "X-RateLimit-Reset",
+                    "Retry-After",
+                    "x-ignored-params",
+                    "x-should-retry",
+                ],
+            )
+        )
+    stack += [
+        Middleware(ApiKeyGate, keys=settings.api_key, open_paths=open_paths),
+        Middleware(
+            RateLimitGate,
+            limiter=rate_limiter,
+            exempt_paths={"/health", "/metrics"},
+            trust_proxy_headers=settings.trust_proxy_headers,
+        ),
+        Middleware(BodySizeGate, max_bytes=settings.max_body_bytes),
+    ]
+    return stack
+
+
+async def _start_observability(
+    writer: RequestLogWriter | None, rate_limiter: RequestRateLimiter | None
+) -> None:
+    if writer is not None:
+        today = datetime.now(UTC).date()
+        removed = await anyio.to_thread.run_sync(writer.remove_expired, today)
+        if removed:
+            logger.info("removed {} request log folders past LOG_RETENTION_DAYS", removed)
+    if rate_limiter is not None and not await rate_limiter.check():
+        logger.error(
+            "the rate limit storage (RATE_LIMIT_STORAGE_URI) does not answer; "
+            "requests pass unlimited until it does"
+        )
+
+
 def create_app(settings: Settings, backend: CliBackend | None = None) -> Starlette:
     chosen = backend or build_backend(settings)
+    limiter = ProcessLimiter(settings.max_concurrent, settings.max_queue, settings.queue_timeout_s)
+    metrics = Metrics(limiter)
+    redactor = Redactor(collect_secrets(settings, os.environ))
+    writer = (
+        RequestLogWriter(Path(settings.log_dir) / "requests", settings.log_retention_days, redactor)
+        if settings.log_requests
+        else None
+    )
+    rate_limiter = (
+        RequestRateLimiter(
+            settings.rate_limit_max,
+            settings.rate_limit_window,
+            build_storage(settings.rate_limit_storage_uri),
+        )
+        if settings.rate_limit_max > 0
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -66,6 +165,7 @@ def create_app(settings: Settings, backend: CliBackend | None = None) -> Starlet
         stale = sweep_stale(settings.temp_base)
         if stale:
             logger.info("removed {} request dirs left by an earlier run", stale)
+        await _start_observability(writer, rate_limiter)
         async with anyio.create_task_group() as tg:
             await chosen.start(tg)
             tg.start_soon(chosen.warm_up)
@@ -84,7 +184,9 @@ def create_app(settings: Settings, backend: CliBackend | None = None) -> Starlet
             # Some clients are configured with the bare server URL as their base.
             Route("/models", list_models, methods=["GET"]),
             Route("/chat/completions", chat_completions, methods=["POST"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
+        middleware=build_middleware(settings, metrics, writer, redactor, rate_limiter, chosen.name),
         exception_handlers={
             ProxyError: _proxy_error,
             HTTPException: _http_error,
@@ -93,11 +195,7 @@ def create_app(settings: Settings, backend: CliBackend | None = None) -> Starlet
         lifespan=lifespan,
     )
     app.state.services = Services(
-        settings=settings,
-        backend=chosen,
-        limiter=ProcessLimiter(
-            settings.max_concurrent, settings.max_queue, settings.queue_timeout_s
-        ),
-        started_at=time.time(),
+        settings=settings, backend=chosen, limiter=limiter, started_at=time.time()
     )
+    app.state.metrics = metrics
     return app

@@ -15,6 +15,7 @@ ERROR_TABLE: dict[str, tuple[int, str, bool]] = {
     "invalid_request": (400, "invalid_request_error", False),
     "unsupported_parameter": (400, "invalid_request_error", False),
     "unsupported_content": (400, "invalid_request_error", False),
+    "too_many_messages": (400, "invalid_request_error", False),
     "invalid_api_key": (401, "authentication_error", False),
     "not_found": (404, "invalid_request_error", False),
     "model_not_found": (404, "invalid_request_error", False),

@@ -7,10 +7,11 @@ message that names the variable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,56 @@ def _parse_list(raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+# -- gatekeeping and observability ------------------------------------------------------------
+
+RATE_LIMIT_SCHEMES = ("memory", "redis", "rediss", "redis+unix")
+
+
+def _parse_api_keys(raw: str) -> tuple[str, ...]:
+    keys = _parse_list(raw)
+    for index, key in enumerate(keys, start=1):
+        # A key travels in an HTTP header: anything else could never match.
+        if not all("!" <= char <= "~" for char in key):
+            raise ValueError(
+                f"key #{index} must be printable ASCII without spaces or commas "
+                "(it is sent in an HTTP header)"
+            )
+    return keys
+
+
+def _parse_storage_uri(raw: str) -> str:
+    value = raw.strip() or "memory://"
+    scheme, separator, _ = value.partition("://")
+    if not separator or scheme.lower().removeprefix("async+") not in RATE_LIMIT_SCHEMES:
+        # Only the scheme is echoed: the rest of the URI may hold a password.
+        raise ValueError(
+            "must be memory:// or redis://host:port[/db] (also rediss://, redis+unix://), "
+            f"got scheme {scheme!r}"
+        )
+    return value
+
+
+def is_loopback_host(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_exposure(settings: Settings) -> None:
+    """Refuse to serve a CLI login to the whole network by accident."""
+    if settings.api_key or settings.allow_unauthenticated or is_loopback_host(settings.host):
+        return
+    seat = "Claude" if settings.service == "claude" else "Copilot"
+    raise SettingsError(
+        f"HOST={settings.host} is not a loopback address and API_KEY is empty: anyone on the "
+        f"network could use your {seat} seat. Set API_KEY (one or more comma-separated keys), "
+        "or keep HOST=127.0.0.1, or set ALLOW_UNAUTHENTICATED=true to accept that risk."
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -86,6 +137,23 @@ class Settings:
     allowed_tools: tuple[str, ...] = ()
     log_level: str = "INFO"
     log_dir: str = "logs"
+    # Gatekeeping and observability.
+    api_key: tuple[str, ...] = field(default=(), repr=False)  # empty: auth off (loopback only)
+    allow_unauthenticated: bool = False
+    cors_origins: tuple[str, ...] = ()
+    max_body_bytes: int = 8 * 1024 * 1024  # JSON escapes can double the text's size
+    max_messages: int = 1000
+    max_prompt_bytes: int = 4 * 1024 * 1024  # ~1M tokens: more than any model takes
+    rate_limit_max: int = 60  # 0 = off
+    rate_limit_window: int = 60_000  # ms
+    rate_limit_storage_uri: str = field(default="memory://", repr=False)  # may hold a password
+    trust_proxy_headers: bool = False
+    metrics_require_key: bool = True
+    log_requests: bool = True
+    log_request_body: bool = False
+    log_response_body: bool = False
+    log_retention_days: int = 14
+    log_rotation_mb: int = 10
 
     @property
     def model(self) -> str:
@@ -118,7 +186,9 @@ class Settings:
                 values[spec.name] = spec.parse(raw)
             except ValueError as exc:
                 raise SettingsError(f"{spec.env}: {exc}") from None
-        return cls(**values)
+        settings = cls(**values)
+        _check_exposure(settings)
+        return settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +236,84 @@ FIELDS: tuple[FieldSpec, ...] = (
     ),
     FieldSpec("log_level", "LOG_LEVEL", _parse_choice(LOG_LEVELS, upper=True), "log level"),
     FieldSpec("log_dir", "LOG_DIR", _parse_text, "directory for log files"),
+    FieldSpec(
+        "api_key",
+        "API_KEY",
+        _parse_api_keys,
+        "comma-separated API keys clients must send (empty: no auth, loopback HOST only)",
+    ),
+    FieldSpec(
+        "allow_unauthenticated",
+        "ALLOW_UNAUTHENTICATED",
+        _parse_bool,
+        "serve a non-loopback HOST without API_KEY (anyone on the network can use it)",
+    ),
+    FieldSpec(
+        "cors_origins",
+        "CORS_ORIGINS",
+        _parse_list,
+        "comma-separated browser origins allowed by CORS (default: none; * = any)",
+    ),
+    FieldSpec("max_body_bytes", "MAX_BODY_BYTES", _parse_int(1024), "largest request body (413)"),
+    FieldSpec("max_messages", "MAX_MESSAGES", _parse_int(1), "most messages in one request"),
+    FieldSpec(
+        "max_prompt_bytes",
+        "MAX_PROMPT_BYTES",
+        _parse_int(1),
+        "largest total message text in UTF-8 bytes (413)",
+    ),
+    FieldSpec(
+        "rate_limit_max",
+        "RATE_LIMIT_MAX",
+        _parse_int(0),
+        "requests per RATE_LIMIT_WINDOW per API key (or client IP); 0 = no limit",
+    ),
+    FieldSpec(
+        "rate_limit_window",
+        "RATE_LIMIT_WINDOW",
+        _parse_int(1000),
+        "rate limit window in ms (whole seconds; rounded up)",
+    ),
+    FieldSpec(
+        "rate_limit_storage_uri",
+        "RATE_LIMIT_STORAGE_URI",
+        _parse_storage_uri,
+        "memory:// (this process) or redis://host:port/db (shared by several servers)",
+    ),
+    FieldSpec(
+        "trust_proxy_headers",
+        "TRUST_PROXY_HEADERS",
+        _parse_bool,
+        "believe X-Forwarded-For (only behind a reverse proxy you run)",
+    ),
+    FieldSpec(
+        "metrics_require_key",
+        "METRICS_REQUIRE_KEY",
+        _parse_bool,
+        "GET /metrics needs an API key when keys are set",
+    ),
+    FieldSpec("log_requests", "LOG_REQUESTS", _parse_bool, "one JSON file per request"),
+    FieldSpec(
+        "log_request_body",
+        "LOG_REQUEST_BODY",
+        _parse_bool,
+        "put request bodies in the request logs",
+    ),
+    FieldSpec(
+        "log_response_body",
+        "LOG_RESPONSE_BODY",
+        _parse_bool,
+        "put response bodies in the request logs",
+    ),
+    FieldSpec(
+        "log_retention_days",
+        "LOG_RETENTION_DAYS",
+        _parse_int(1),
+        "days log files and request log folders are kept",
+    ),
+    FieldSpec(
+        "log_rotation_mb", "LOG_ROTATION_MB", _parse_int(1), "size (MB) at which a log rotates"
+    ),
 )
 
 assert {spec.name for spec in FIELDS} == {f.name for f in fields(Settings)}

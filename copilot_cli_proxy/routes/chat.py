@@ -23,6 +23,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from copilot_cli_proxy.backends.base import BackendEvent, Finish, RunRecord, TextDelta, Usage
 from copilot_cli_proxy.errors import ProxyError
+from copilot_cli_proxy.gate.sizes import check_message_count, check_prompt_size
 from copilot_cli_proxy.protocol.requests import ChatRequest, decode_body, parse_chat_request
 from copilot_cli_proxy.protocol.responses import (
     SSE_DONE,
@@ -247,7 +248,12 @@ async def chat_completions(request: Request) -> Any:
     svc = services(request)
     raw = await request.body()
     body = decode_body(raw)
+    check_message_count(body, svc.settings.max_messages)
     chat = parse_chat_request(body, default_model=svc.settings.model)
+    request.state.chat = chat  # for the request log and metrics (observe/middleware.py)
+    check_prompt_size(chat, svc.settings.max_prompt_bytes)
     await svc.backend.catalog.resolve(chat.model)
     svc.backend.check_request(chat)
-    return ChatResponder(request, chat)
+    responder = ChatResponder(request, chat)
+    request.state.outcome = responder.outcome
+    return responder

@@ -34,6 +34,7 @@ def test_reads_every_kind_of_value() -> None:
     settings = Settings.from_env(
         {
             "HOST": " 0.0.0.0 ",
+            "API_KEY": "test-key-1",  # a non-loopback HOST needs one
             "PORT": " 8080 ",
             "SERVICE": "Claude",
             "DEFAULT_MODEL": "opus",

@@ -1,0 +1,1 @@
+"""Observability: request ids, the per-request JSON log, metrics, and secret redaction."""

@@ -1,0 +1,76 @@
+"""Prometheus metrics, in a registry of the app's own (several apps can live in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.requests import Request
+from starlette.responses import Response
+
+from copilot_cli_proxy.runtime.limiter import ProcessLimiter
+
+PREFIX = "copilot_cli_proxy"
+# A CLI run takes seconds to minutes; sub-10 ms buckets would all hold the gate's rejections.
+LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300, 600)
+
+
+class Metrics:
+    def __init__(self, limiter: ProcessLimiter) -> None:
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        self.requests = Counter(
+            f"{PREFIX}_requests",
+            "HTTP requests answered, by route template, method, status and model",
+            ["route", "method", "status", "model"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            f"{PREFIX}_request_duration_seconds",
+            "Time from request to the end of its response",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.first_byte = Histogram(
+            f"{PREFIX}_time_to_first_byte_seconds",
+            "Time from request to the response's first byte (for chat: the first text)",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.rate_limited = Counter(
+            f"{PREFIX}_rate_limit_rejections",
+            "Requests turned away with 429 by the rate limit",
+            registry=registry,
+        )
+        self.auth_failures = Counter(
+            f"{PREFIX}_auth_failures",
+            "Requests turned away with 401 (missing or wrong API key)",
+            registry=registry,
+        )
+        self.cli_exits = Counter(
+            f"{PREFIX}_cli_exit_codes",
+            "CLI runs that ended, by exit code",
+            ["code"],
+            registry=registry,
+        )
+        active = Gauge(
+            f"{PREFIX}_cli_processes_active",
+            "CLI runs holding a slot now",
+            registry=registry,
+        )
+        active.set_function(lambda: limiter.active)
+        queued = Gauge(
+            f"{PREFIX}_queue_depth",
+            "Requests waiting for a CLI slot now",
+            registry=registry,
+        )
+        queued.set_function(lambda: limiter.waiting)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    metrics: Metrics = request.app.state.metrics
+    return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
