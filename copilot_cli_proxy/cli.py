@@ -1,81 +1,147 @@
-"""The console command ``copilot-cli-proxy``: flags mirror the environment variables."""
+"""The console command ``copilot-cli-proxy``: serve (the default), login, doctor.
+
+Every command reads its settings the same way (flags > environment > .env; the flags
+mirror the environment variables), so ``login`` and ``doctor`` see exactly the CLI
+paths, HOME and tokens the server will use.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from dotenv import dotenv_values, find_dotenv
 
 from copilot_cli_proxy import __version__
-from copilot_cli_proxy.settings import FIELDS, Settings, SettingsError
+from copilot_cli_proxy.settings import FIELDS, SERVICES, Settings, SettingsError
+
+LOGIN_EPILOG = """\
+Arguments after -- go to the CLI's own login, e.g.
+  copilot-cli-proxy login copilot -- --device-code
+  copilot-cli-proxy login copilot -- --with-token < token.txt
+  copilot-cli-proxy login claude -- --console
+"""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="copilot-cli-proxy",
-        description="OpenAI-compatible API in front of the Copilot CLI and the Claude Code CLI.",
+def _settings_flags() -> argparse.ArgumentParser:
+    """The flags every command takes. SUPPRESS: a flag given before the command is not
+    overwritten by the command's own (absent) copy of it."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("settings (each also an environment variable or .env line)")
+    group.add_argument(
+        "--env-file", default=argparse.SUPPRESS, help="read settings from this .env file"
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "command", nargs="?", default="serve", choices=["serve"], help="what to do (default: serve)"
-    )
-    parser.add_argument("--env-file", default=None, help="read settings from this .env file")
     for spec in FIELDS:
-        parser.add_argument(
+        group.add_argument(
             "--" + spec.name.replace("_", "-"),
             dest=spec.name,
-            default=None,
+            default=argparse.SUPPRESS,
             metavar=spec.env,
             help=f"{spec.help} (env {spec.env})",
         )
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    flags = _settings_flags()
+    parser = argparse.ArgumentParser(
+        prog="copilot-cli-proxy",
+        description="OpenAI-compatible API in front of the Copilot CLI and the Claude Code CLI.",
+        epilog="Without a command: serve.",
+        usage="%(prog)s [settings flags] [{serve,login,doctor}] [...]",
+        parents=[flags],
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="{serve,login,doctor}")
+    commands.add_parser(
+        "serve",
+        prog="copilot-cli-proxy serve",
+        parents=[flags],
+        help="run the API server (the default)",
+        usage="%(prog)s [settings flags]",
+    )
+    login = commands.add_parser(
+        "login",
+        prog="copilot-cli-proxy login",
+        parents=[flags],
+        help="log a CLI in, in the environment the server gives it",
+        description="Run the CLI's own login (copilot login / claude auth login) with\n"
+        "the HOME, config dir and CLI path the server uses.",
+        epilog=LOGIN_EPILOG,
+        usage="%(prog)s [settings flags] {copilot,claude} [-- CLI_ARG ...]",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    login.add_argument("service", choices=SERVICES, help="which CLI to log in")
+    login.add_argument("cli_args", nargs="*", metavar="CLI_ARG", help="after --: for the CLI")
+    doctor = commands.add_parser(
+        "doctor",
+        prog="copilot-cli-proxy doctor",
+        parents=[flags],
+        help="check CLIs, logins, models, dirs and port; exit 1 if something needed fails",
+        usage="%(prog)s [--json] [settings flags]",
+    )
+    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
     return parser
 
 
-def load_environment(args: argparse.Namespace) -> dict[str, str]:
+def env_file_of(args: argparse.Namespace) -> str:
+    explicit: str | None = getattr(args, "env_file", None)
+    return explicit if explicit else find_dotenv(usecwd=True)
+
+
+def load_environment(args: argparse.Namespace, env_file: str) -> dict[str, str]:
     """Precedence: flags > process environment > .env file > defaults."""
     env: dict[str, str] = {}
-    env_file = args.env_file or find_dotenv(usecwd=True)
     if env_file:
         env.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
     env.update(os.environ)
     for spec in FIELDS:
-        value = getattr(args, spec.name)
+        value = getattr(args, spec.name, None)
         if value is not None:
             env[spec.env] = value
     return env
 
 
+def export_for_cli(env: Mapping[str, str]) -> None:
+    """The CLIs inherit our environment: make .env values (e.g. GH_TOKEN) visible to them."""
+    for key, value in env.items():
+        os.environ.setdefault(key, value)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    env = load_environment(args)
+    command = args.command or "serve"
+    env_file = env_file_of(args)
+    if env_file and not Path(env_file).is_file():
+        print(f"copilot-cli-proxy: --env-file {env_file} does not exist", file=sys.stderr)
+        return 2
+    env = load_environment(args, env_file)
+    export_for_cli(env)
+    if command == "doctor":
+        from copilot_cli_proxy.ops.doctor import doctor_command
+
+        return doctor_command(env, env_file, as_json=args.json)
+    if command == "login":
+        return login(args.service, args.cli_args, env)
     try:
         settings = Settings.from_env(env)
     except SettingsError as exc:
         print(f"copilot-cli-proxy: configuration error: {exc}", file=sys.stderr)
         return 2
-    # The CLIs inherit our environment: make .env values (e.g. GH_TOKEN) visible to them.
-    for key, value in env.items():
-        os.environ.setdefault(key, value)
+    from copilot_cli_proxy.ops.serve import serve
+
     return serve(settings)
 
 
-def serve(settings: Settings) -> int:
-    import uvicorn
+def login(service: str, cli_args: Sequence[str], env: Mapping[str, str]) -> int:
+    from copilot_cli_proxy.ops.config_check import read_settings
+    from copilot_cli_proxy.ops.login import login_environment, run_login
 
-    from copilot_cli_proxy.app import create_app
-    from copilot_cli_proxy.logs import setup_logging
-
-    setup_logging(settings)
-    app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
-    return 0
+    # A bad PORT must not stop a login: report it, and use what is valid.
+    report = read_settings(env)
+    for problem in report.problems:
+        print(f"copilot-cli-proxy: configuration problem (ignored): {problem}", file=sys.stderr)
+    return run_login(service, report.settings, cli_args, env=login_environment())

@@ -1,0 +1,1 @@
+"""Operator commands behind the console command: serve, login, doctor."""
