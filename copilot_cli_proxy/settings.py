@@ -123,7 +123,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 3456
     service: str = "copilot"
-    runner: str = "oneshot"
+    runner: str = "persistent"
     pool_size: int = 1
     default_model: str = ""  # empty: the service's own default (DEFAULT_MODELS)
     copilot_cli_path: str = ""  # empty: `copilot` on PATH, else the project's node_modules

@@ -234,7 +234,14 @@ def real_server(
     service = str(request.param)
     cli = require(service)
     env = clean_env(cli_home)
-    env.update({"SERVICE": service, f"{service.upper()}_CLI_PATH": cli, "REQUEST_TIMEOUT": "90000"})
+    env.update(
+        {
+            "SERVICE": service,
+            f"{service.upper()}_CLI_PATH": cli,
+            "RUNNER": "oneshot",
+            "REQUEST_TIMEOUT": "90000",
+        }
+    )
     with patched_environ(env):
         proxy = start_server(tmp_path, {})
     try:
