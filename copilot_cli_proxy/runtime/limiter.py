@@ -26,8 +26,7 @@ class ProcessLimiter:
     def _busy(self, why: str) -> ProxyError:
         return ProxyError(
             "server_busy",
-            f"The server is busy: {self.active} CLI processes are running and {why}. "
-            "Retry after a short wait.",
+            f"The server is busy: every CLI slot ({self.max_concurrent}) is in use and {why}.",
             retry_after=max(1, math.ceil(min(self._queue_timeout_s, 5.0))),
         )
 

@@ -393,9 +393,12 @@ def test_client_disconnect_kills_the_cli_and_removes_its_dir(tmp_path: Path, ser
             http.stream("POST", "/v1/chat/completions", json=body) as response,
         ):
             assert response.status_code == 200
-            for _ in response.iter_raw():
-                break  # the first bytes arrived: the CLI is running
+            # next(), not a for/break: closing the generator closes the connection,
+            # which the server rightly takes as the client leaving.
+            raw = response.iter_raw()
+            next(raw)  # the first bytes arrived: the CLI is running
             assert proxy.cli_pids(), "a CLI process should be running mid-answer"
+            raw.close()  # now the client leaves, mid-answer
         proxy.assert_clean()
         assert wait_until(lambda: "status=499" in proxy.log(), 5)
     finally:
