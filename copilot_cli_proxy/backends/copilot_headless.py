@@ -17,7 +17,12 @@ methods used here.
 from __future__ import annotations
 
 import math
+import shutil
+import tempfile
+from collections import OrderedDict
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +49,7 @@ from copilot_cli_proxy.runtime.jsonrpc import (
     PeerClosed,
 )
 from copilot_cli_proxy.runtime.process import CliRun
-from copilot_cli_proxy.runtime.workdir import ensure_base, request_workdir
+from copilot_cli_proxy.runtime.workdir import PREFIX, ensure_base
 from copilot_cli_proxy.settings import Settings
 
 PROTOCOL_VERSION = 3
@@ -55,6 +60,16 @@ REFUSAL = {"kind": "reject", "feedback": "Tools are disabled on this server."}
 APPROVAL = {"kind": "approve-once"}
 
 
+READY_KEYS = 4  # model/system/effort combinations that keep a session made ahead
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyKey:
+    model: str
+    system: str
+    effort: str | None
+
+
 class _ProcessGone:
     """Sent to every open session when the CLI process dies."""
 
@@ -63,6 +78,14 @@ class _ProcessGone:
 
 
 SessionItem = dict[str, Any] | _ProcessGone
+
+
+@dataclass(slots=True)
+class OpenSession:
+    process: HeadlessCopilot
+    session_id: str
+    events: MemoryObjectReceiveStream[SessionItem]
+    workdir: Path
 
 
 def build_headless_argv(cli: str, allowed_tools: tuple[str, ...] = ()) -> list[str]:
@@ -157,7 +180,7 @@ class HeadlessCopilot:
             self.gone = reason + (f" (exit code {code})" if code is not None else "")
             self.peer.close(PeerClosed(self.gone))
             for stream in list(self._sessions.values()):
-                stream.send_nowait(_ProcessGone(self.gone))
+                _deliver(stream, _ProcessGone(self.gone))
             with anyio.CancelScope(shield=True):
                 await self.run.aclose()
             self._served.set()
@@ -180,7 +203,7 @@ class HeadlessCopilot:
         if event.get("type") == "permission.requested":
             self._answer_permission(str(params.get("sessionId")), event)
             return
-        stream.send_nowait(event)
+        _deliver(stream, event)
 
     def _answer_permission(self, session_id: str, event: dict[str, Any]) -> None:
         data = event.get("data") if isinstance(event.get("data"), dict) else {}
@@ -250,6 +273,16 @@ class HeadlessCopilot:
                 logger.warning("could not close copilot session {}: {}", session_id, exc)
 
 
+def _deliver(stream: MemoryObjectSendStream[SessionItem], item: SessionItem) -> None:
+    # The request may have stopped listening (answer done, client gone) while the
+    # session is still being closed: a late event for it is dropped, never allowed
+    # to break the reader that serves every other session.
+    try:
+        stream.send_nowait(item)
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+        pass
+
+
 async def _quietly(awaitable: Any) -> None:
     try:
         await awaitable
@@ -265,6 +298,10 @@ class CopilotHeadlessBackend(CopilotCliBackend):
         self._processes: list[HeadlessCopilot] = []
         self._spawn_lock = anyio.Lock()
         self._tg: TaskGroup | None = None
+        self._ready: OrderedDict[ReadyKey, OpenSession] = OrderedDict()
+        self._preparing: set[ReadyKey] = set()
+        self._pending_closes: list[tuple[OpenSession, bool]] = []
+        self._stopping = False
 
     async def start(self, tg: TaskGroup) -> None:
         await super().start(tg)
@@ -278,8 +315,17 @@ class CopilotHeadlessBackend(CopilotCliBackend):
             await self._process()
         except ProxyError as exc:
             logger.warning("could not start the long-lived copilot process: {}", exc.message)
+            return
+        self._prepare(ReadyKey(self.settings.model, "", None))
 
     async def stop(self) -> None:
+        self._stopping = True
+        while self._ready:
+            _, session = self._ready.popitem()
+            await self._close(session, abort=False)
+        while self._pending_closes:
+            session, abort = self._pending_closes.pop()
+            await self._close(session, abort=abort)
         for process in self._processes:
             await process.stop()
         self._processes.clear()
@@ -288,6 +334,7 @@ class CopilotHeadlessBackend(CopilotCliBackend):
         status = super().health()
         status["runner"] = "persistent"
         status["processes_alive"] = sum(1 for p in self._processes if p.alive)
+        status["sessions_ready"] = len(self._ready)
         return status
 
     def check_request(self, request: ChatRequest) -> None:
@@ -325,56 +372,114 @@ class CopilotHeadlessBackend(CopilotCliBackend):
         self._processes.append(process)
         return process
 
+    # -- sessions made ahead ------------------------------------------------------------
+    # session.create costs the real CLI ~75 ms; a session made while the previous answer
+    # streams takes that off the next request's path. It is keyed by what session.create
+    # fixes (model, system text, effort) and owns its request dir from the start.
+
+    def _prepare(self, key: ReadyKey) -> None:
+        if self._tg is None or key in self._ready or key in self._preparing:
+            return
+        self._preparing.add(key)
+        self._tg.start_soon(self._make_ready, key)
+
+    async def _make_ready(self, key: ReadyKey) -> None:
+        try:
+            session = await self._open(key)
+        except ProxyError as exc:
+            logger.debug("no session made ahead: {}", exc.message)
+            return
+        finally:
+            self._preparing.discard(key)
+        self._ready[key] = session
+        self._ready.move_to_end(key)
+        while len(self._ready) > READY_KEYS:
+            _, oldest = self._ready.popitem(last=False)
+            await self._close(oldest, abort=False)
+
+    async def _open(self, key: ReadyKey) -> OpenSession:
+        ensure_base(self.settings.temp_base)
+        workdir = Path(tempfile.mkdtemp(prefix=PREFIX, dir=self.settings.temp_base))
+        try:
+            process = await self._process()
+            params = session_create_params(
+                model=key.model,
+                workdir=workdir,
+                system=key.system,
+                allowed_tools=self.settings.allowed_tools,
+                reasoning_effort=key.effort,
+            )
+            session_id, events = await process.open_session(params)
+        except (PeerClosed, JsonRpcError, TimeoutError) as exc:
+            await _remove_dir(workdir)
+            raise ProxyError("cli_unavailable", f"The copilot CLI is unavailable: {exc}") from None
+        except BaseException:
+            await _remove_dir(workdir)
+            raise
+        return OpenSession(process, session_id, events, workdir)
+
+    async def _take(self, key: ReadyKey) -> OpenSession:
+        ready = self._ready.pop(key, None)
+        if ready is not None and ready.process.alive:
+            return ready
+        if ready is not None:
+            await self._close(ready, abort=False)
+        return await self._open(key)
+
+    async def _close(self, session: OpenSession, *, abort: bool) -> None:
+        """Abort (an unfinished turn), delete the session, remove its dir. Shielded."""
+        with anyio.CancelScope(shield=True):
+            session.events.close()
+            await session.process.close_session(session.session_id, abort=abort)
+            await _remove_dir(session.workdir)
+
+    def _close_later(self, session: OpenSession, *, abort: bool) -> None:
+        """Off the answer's path; inline when the server is stopping."""
+        if self._tg is not None and not self._stopping:
+            self._tg.start_soon(partial(self._close, session, abort=abort))
+        else:
+            self._pending_closes.append((session, abort))
+
     async def stream(
         self, request: ChatRequest, record: RunRecord
     ) -> AsyncGenerator[BackendEvent, None]:
         self.require_cli()
         model = await self.catalog.resolve(request.model)
         prompt = build_cli_prompt(request.messages)
-        async with request_workdir(self.settings.temp_base) as workdir:
-            record.workdir = str(workdir)
-            process = await self._process()
-            record.argv = process.argv
-            params = session_create_params(
-                model=model,
-                workdir=workdir,
-                system=prompt.system,
-                allowed_tools=self.settings.allowed_tools,
-                reasoning_effort=request.reasoning_effort,
-            )
-            try:
-                session_id, events = await process.open_session(params)
-            except (PeerClosed, JsonRpcError, TimeoutError) as exc:
-                raise ProxyError(
-                    "cli_unavailable", f"The copilot CLI is unavailable: {exc}"
-                ) from None
-            finished = False
-            try:
-                with anyio.fail_after(RPC_TIMEOUT_S):
-                    await process.peer.request(
-                        "session.send", {"sessionId": session_id, "prompt": prompt.prompt}
+        key = ReadyKey(model, prompt.system, request.reasoning_effort)
+        session = await self._take(key)
+        self._prepare(key)  # the next request with this key finds its session made
+        record.workdir = str(session.workdir)
+        record.argv = session.process.argv
+        finished = False
+        try:
+            with anyio.fail_after(RPC_TIMEOUT_S):
+                await session.process.peer.request(
+                    "session.send", {"sessionId": session.session_id, "prompt": prompt.prompt}
+                )
+            reader = CopilotOutputParser()
+            async for item in session.events:
+                if isinstance(item, _ProcessGone):
+                    raise ProxyError(
+                        "cli_unavailable",
+                        f"The copilot CLI stopped while answering: {item.reason}. "
+                        "The next request starts a fresh one.",
                     )
-                reader = CopilotOutputParser()
-                async for item in events:
-                    if isinstance(item, _ProcessGone):
-                        raise ProxyError(
-                            "cli_unavailable",
-                            f"The copilot CLI stopped while answering: {item.reason}. "
-                            "The next request starts a fresh one.",
-                        )
-                    for event in reader.feed(item):
-                        yield event
-                    if reader.idle:
-                        break
-                if not reader.idle:
-                    raise ProxyError("cli_failed", "The copilot session ended without an answer.")
-                finished = True
-                yield reader.session_usage()
-                yield Finish("stop")
-            except (PeerClosed, JsonRpcError) as exc:
-                raise ProxyError(
-                    "cli_unavailable", f"The copilot CLI is unavailable: {exc}"
-                ) from None
-            finally:
-                events.close()
-                await process.close_session(session_id, abort=not finished)
+                for event in reader.feed(item):
+                    yield event
+                if reader.idle:
+                    break
+            if not reader.idle:
+                raise ProxyError("cli_failed", "The copilot session ended without an answer.")
+            finished = True
+            yield reader.session_usage()
+            yield Finish("stop")
+        except (PeerClosed, JsonRpcError) as exc:
+            raise ProxyError("cli_unavailable", f"The copilot CLI is unavailable: {exc}") from None
+        finally:
+            self._close_later(session, abort=not finished)
+
+
+async def _remove_dir(path: Path) -> None:
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(shutil.rmtree, path, True)

@@ -37,13 +37,16 @@ def idle_state(proxy: ProxyServer) -> tuple[int, int]:
 
 
 def settle(proxy: ProxyServer, service: str, timeout: float = 10.0) -> None:
-    """Back to idle: copilot keeps its one server (loader + worker) and no dirs; claude
+    """Back to idle: copilot keeps its one server (loader + worker) and a dir only per
+    session made ahead; claude
     keeps one warm process (and its dir) per recent key, nothing else."""
 
     def idle() -> bool:
         pids, dirs = idle_state(proxy)
         if service == "copilot":
-            return pids == 2 and dirs == 0
+            # each session made ahead for a later request owns its request dir
+            ready = httpx.get(proxy.url + "/health").json()["sessions_ready"]
+            return pids == 2 and dirs == ready and ready <= 4
         return pids <= 2 and dirs == pids
 
     assert wait_until(idle, timeout), (

@@ -94,3 +94,21 @@ async def test_permission_requests_are_refused_by_default() -> None:
 async def test_permission_requests_are_approved_once_when_the_operator_allowed_tools() -> None:
     sent = await _permission_reply(("view",))
     assert sent[0][1]["result"] == APPROVAL
+
+
+def test_a_late_event_for_a_closed_request_does_not_break_the_reader() -> None:
+    """Regression: send_nowait to a closed receiver raised inside the reader task,
+    which ended the long-lived process for every other session."""
+    process = HeadlessCopilot(_FakeRun(), ["copilot"], ())  # type: ignore[arg-type]
+    send, receive = anyio.create_memory_object_stream[Any](10)
+    other_send, other_receive = anyio.create_memory_object_stream[Any](10)
+    process._sessions["gone"] = send
+    process._sessions["live"] = other_send
+    receive.close()  # the request stopped listening; the session is not deleted yet
+    event = {"type": "assistant.message_delta", "data": {"deltaContent": "x"}}
+    process._on_notification("session.event", {"sessionId": "gone", "event": event})
+    process._on_notification("session.event", {"sessionId": "live", "event": event})
+    with other_receive:
+        assert other_receive.receive_nowait() == event
+    send.close()
+    other_send.close()
