@@ -19,6 +19,7 @@ import shutil
 import tempfile
 from collections import OrderedDict
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from copilot_cli_proxy.backends.claude_cli import (
     ClaudeCliBackend,
     build_claude_argv,
 )
-from copilot_cli_proxy.backends.cli_backend import cli_env, parse_json_line
+from copilot_cli_proxy.backends.cli_backend import cli_env, read_events
 from copilot_cli_proxy.backends.prompt import build_cli_prompt
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.protocol.requests import ChatRequest
@@ -208,16 +209,10 @@ class ClaudeWarmBackend(ClaudeCliBackend):
             if not await process.run.write_stdin(user_message_line(prompt.prompt), close=True):
                 logger.debug("the claude process closed its stdin before the prompt")
             parser = self.new_parser()
-            async for line in process.run.lines():
-                obj = parse_json_line(line)
-                if obj is None:
-                    parser.feed_text(line.decode("utf-8", "replace"))
-                    continue
-                for event in parser.feed(obj):
+            async with aclosing(
+                read_events(process.run, parser, record, process.workdir)
+            ) as events:
+                async for event in events:
                     yield event
-            record.exit_code = await process.run.wait()
-            record.stderr_tail = process.run.stderr_tail()
-            for event in parser.finish(record.exit_code, record.stderr_tail, process.workdir):
-                yield event
         finally:
             await process.aclose()

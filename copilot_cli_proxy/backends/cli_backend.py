@@ -14,6 +14,7 @@ import shutil
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from copilot_cli_proxy.backends.models import ModelCatalog
 from copilot_cli_proxy.backends.prompt import CliPrompt, build_cli_prompt
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.protocol.requests import ChatRequest
-from copilot_cli_proxy.runtime.process import capture_cli, run_cli
+from copilot_cli_proxy.runtime.process import CliRun, capture_cli, run_cli
 from copilot_cli_proxy.runtime.workdir import ensure_base, request_workdir
 from copilot_cli_proxy.settings import PROJECT_ROOT, Settings
 
@@ -85,6 +86,23 @@ class OutputParser(ABC):
 
     @abstractmethod
     def finish(self, exit_code: int, stderr: str, workdir: Path) -> list[BackendEvent]: ...
+
+
+async def read_events(
+    run: CliRun, parser: OutputParser, record: RunRecord, workdir: Path
+) -> AsyncGenerator[BackendEvent, None]:
+    """A run's stdout lines through its parser, then its exit, as events."""
+    async for line in run.lines():
+        obj = parse_json_line(line)
+        if obj is None:
+            parser.feed_text(line.decode("utf-8", "replace"))
+            continue
+        for event in parser.feed(obj):
+            yield event
+    record.exit_code = await run.wait()
+    record.stderr_tail = run.stderr_tail()
+    for event in parser.finish(record.exit_code, record.stderr_tail, workdir):
+        yield event
 
 
 class CliBackend(ABC):
@@ -194,18 +212,11 @@ class CliBackend(ABC):
             invocation = self.prepare(workdir, prompt, model, request, cli)
             record.argv = invocation.redacted_argv
             parser = self.new_parser()
-            async with run_cli(
-                invocation.argv, cwd=workdir, env=cli_env(), stdin_data=invocation.stdin
-            ) as run:
-                async for line in run.lines():
-                    obj = parse_json_line(line)
-                    if obj is None:
-                        parser.feed_text(line.decode("utf-8", "replace"))
-                        continue
-                    for event in parser.feed(obj):
-                        yield event
-                exit_code = await run.wait()
-                record.exit_code = exit_code
-                record.stderr_tail = run.stderr_tail()
-                for event in parser.finish(exit_code, record.stderr_tail, workdir):
+            async with (
+                run_cli(
+                    invocation.argv, cwd=workdir, env=cli_env(), stdin_data=invocation.stdin
+                ) as run,
+                aclosing(read_events(run, parser, record, workdir)) as events,
+            ):
+                async for event in events:
                     yield event

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import http.client
-import ipaddress
 import json
 import os
 import socket
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from copilot_cli_proxy.backends.base import ModelInfo
-from copilot_cli_proxy.settings import Settings
+from copilot_cli_proxy.settings import Settings, is_loopback_host
 
 HTTP_PROBE_TIMEOUT_S = 2.0
 MODELS_SHOWN = 3
@@ -67,19 +66,10 @@ def config_checks(settings: Settings, problems: Sequence[str], env_file: str) ->
     return [Check("config", Status.OK, detail)]
 
 
-def is_loopback(host: str) -> bool:
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def network_check(settings: Settings) -> Check:
     # getattr: API keys are a setting of newer servers; without them only loopback is safe.
     keys: Sequence[str] = getattr(settings, "api_key", ()) or ()
-    if is_loopback(settings.host):
+    if is_loopback_host(settings.host):
         return Check("network", Status.OK, f"HOST={settings.host}: only this machine can connect")
     if keys:
         return Check(

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -57,6 +57,7 @@ class ProxyServer:
     temp_base: Path
     pid_dir: Path
     log_path: Path
+    _clients: list[openai.OpenAI] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -65,7 +66,11 @@ class ProxyServer:
     def client(self, **kwargs: object) -> openai.OpenAI:
         options: dict[str, object] = {"max_retries": 0, "timeout": 60.0, "api_key": "unused"}
         options.update(kwargs)
-        return openai.OpenAI(base_url=self.base_url, **options)  # type: ignore[arg-type]
+        client = openai.OpenAI(base_url=self.base_url, **options)  # type: ignore[arg-type]
+        # Closed in stop(): a client left to the garbage collector warns about its open
+        # socket in whatever test happens to be running then.
+        self._clients.append(client)
+        return client
 
     def http(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=60.0)
@@ -89,6 +94,8 @@ class ProxyServer:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
+        while self._clients:
+            self._clients.pop().close()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:

@@ -14,7 +14,6 @@ from copilot_cli_proxy.ops.checks import (
     config_checks,
     copilot_login_check,
     demoted,
-    is_loopback,
     models_check,
     network_check,
     not_found_check,
@@ -22,7 +21,7 @@ from copilot_cli_proxy.ops.checks import (
     version_check,
     writable_dir_check,
 )
-from copilot_cli_proxy.settings import Settings
+from copilot_cli_proxy.settings import Settings, is_loopback_host
 
 # -- the CLIs' answers, as the real binaries give them (cli-contract §1, §2.4) ---------------
 
@@ -175,7 +174,7 @@ def test_every_config_problem_is_its_own_failure() -> None:
     ],
 )
 def test_loopback_hosts(host: str, loopback: bool) -> None:
-    assert is_loopback(host) is loopback
+    assert is_loopback_host(host) is loopback
 
 
 def test_network_open_without_a_key_is_a_warning() -> None:
