@@ -160,7 +160,11 @@ class HeadlessCopilot:
         stdin = self.run.process.stdin
         if stdin is None:
             raise PeerClosed("no stdin")
-        await stdin.send(data)
+        try:
+            await stdin.send(data)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            # the process is gone or going: callers handle PeerClosed, not pipe errors
+            raise PeerClosed(f"the copilot CLI's stdin is closed ({type(exc).__name__})") from None
 
     async def serve(self, tg: TaskGroup) -> None:
         """Read frames until the process ends; then fail everything that waits on it."""
@@ -430,8 +434,10 @@ class CopilotHeadlessBackend(CopilotCliBackend):
         """Abort (an unfinished turn), delete the session, remove its dir. Shielded."""
         with anyio.CancelScope(shield=True):
             session.events.close()
-            await session.process.close_session(session.session_id, abort=abort)
-            await _remove_dir(session.workdir)
+            try:
+                await session.process.close_session(session.session_id, abort=abort)
+            finally:
+                await _remove_dir(session.workdir)
 
     def _close_later(self, session: OpenSession, *, abort: bool) -> None:
         """Off the answer's path; inline when the server is stopping."""

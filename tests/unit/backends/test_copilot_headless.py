@@ -112,3 +112,39 @@ def test_a_late_event_for_a_closed_request_does_not_break_the_reader() -> None:
         assert other_receive.receive_nowait() == event
     send.close()
     other_send.close()
+
+
+class _ClosedStdin:
+    async def send(self, data: bytes) -> None:
+        raise anyio.BrokenResourceError
+
+
+class _StoppingRun:
+    """A process whose stdin was already closed: the server is stopping."""
+
+    alive = True
+
+    def __init__(self) -> None:
+        self.process = type("P", (), {"stdin": _ClosedStdin()})()
+
+
+async def test_closing_a_session_while_the_process_stops_still_removes_its_dir(
+    tmp_path: Path,
+) -> None:
+    """Regression: session.abort on a closed stdin raised BrokenResourceError, which
+    skipped the dir removal and failed the server's shutdown."""
+    from copilot_cli_proxy.backends.copilot_headless import CopilotHeadlessBackend, OpenSession
+    from copilot_cli_proxy.runtime.jsonrpc import PeerClosed
+    from copilot_cli_proxy.settings import Settings
+
+    process = HeadlessCopilot(_StoppingRun(), ["copilot"], ())  # type: ignore[arg-type]
+    with pytest.raises(PeerClosed):
+        await process.peer.request("ping")
+    workdir = tmp_path / "req-x"
+    workdir.mkdir()
+    send, receive = anyio.create_memory_object_stream[Any](1)
+    process._sessions["s1"] = send
+    backend = CopilotHeadlessBackend(Settings(temp_dir_base=str(tmp_path)))
+    await backend._close(OpenSession(process, "s1", receive, workdir), abort=True)
+    assert not workdir.exists()
+    send.close()
