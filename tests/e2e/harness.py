@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import openai
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKES = ROOT / "tests" / "fakes"
@@ -170,3 +171,14 @@ def real_cli(name: str) -> str | None:
         return found
     local = ROOT / "node_modules" / ".bin" / name
     return str(local) if local.exists() else None
+
+
+def require_real_cli(name: str) -> str:
+    """The real CLI from npm; a test without it fails in CI and is skipped elsewhere."""
+    path = real_cli(name)
+    if path is None:
+        message = f"the real {name} CLI is not installed (run scripts/setup.sh --with-clis)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

@@ -18,7 +18,14 @@ import pytest
 
 from copilot_cli_proxy.ops.login import build_login_argv
 from copilot_cli_proxy.settings import FIELDS
-from tests.e2e.harness import FAKES, fake_env, free_port, pid_alive, real_cli, start_server
+from tests.e2e.harness import (
+    FAKES,
+    fake_env,
+    free_port,
+    pid_alive,
+    start_server,
+)
+from tests.e2e.harness import require_real_cli as require
 
 # Credentials the machine might carry must not turn "not logged in" into a login.
 CREDENTIAL_VARS = (
@@ -174,16 +181,6 @@ def test_doctor_json(tmp_path: Path, fakes_env: dict[str, str]) -> None:
 
 
 # -- the real CLIs, not logged in ----------------------------------------------------------
-
-
-def require(name: str) -> str:
-    path = real_cli(name)
-    if path is None:
-        message = f"the real {name} CLI is not installed (run scripts/setup.sh --with-clis)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 @pytest.fixture(scope="module")

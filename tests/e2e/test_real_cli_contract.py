@@ -31,7 +31,8 @@ from copilot_cli_proxy.backends.copilot_cli import (
 )
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.settings import Settings
-from tests.e2e.harness import ProxyServer, real_cli, start_server
+from tests.e2e.harness import ProxyServer, start_server
+from tests.e2e.harness import require_real_cli as require
 
 pytestmark = pytest.mark.real_cli
 
@@ -53,16 +54,6 @@ PARSER_ERRORS = (
     "Input must be provided",
     "Error: When using --print",
 )
-
-
-def require(name: str) -> str:
-    path = real_cli(name)
-    if path is None:
-        message = f"the real {name} CLI is not installed (run scripts/setup.sh --with-clis)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -227,18 +218,16 @@ def test_claude_model_discovery_parses_the_real_initialize_reply(
 # -- the server over the real CLIs ----------------------------------------------------------
 
 
-@pytest.fixture(params=["copilot", "claude"])
-def real_server(
-    request: pytest.FixtureRequest, tmp_path: Path, cli_home: Path
+def serve_real_cli(
+    service: str, runner: str, tmp_path: Path, cli_home: Path
 ) -> Iterator[tuple[str, ProxyServer]]:
-    service = str(request.param)
-    cli = require(service)
+    """The server over the real ``service`` CLI with a clean HOME, for one runner."""
     env = clean_env(cli_home)
     env.update(
         {
             "SERVICE": service,
-            f"{service.upper()}_CLI_PATH": cli,
-            "RUNNER": "oneshot",
+            f"{service.upper()}_CLI_PATH": require(service),
+            "RUNNER": runner,
             "REQUEST_TIMEOUT": "90000",
         }
     )
@@ -248,6 +237,13 @@ def real_server(
         yield service, proxy
     finally:
         proxy.stop()
+
+
+@pytest.fixture(params=["copilot", "claude"])
+def real_server(
+    request: pytest.FixtureRequest, tmp_path: Path, cli_home: Path
+) -> Iterator[tuple[str, ProxyServer]]:
+    yield from serve_real_cli(str(request.param), "oneshot", tmp_path, cli_home)
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -401,23 +397,7 @@ def test_claude_warm_process_has_no_tools_and_its_own_config_dir(tmp_path: Path)
 def real_persistent_server(
     request: pytest.FixtureRequest, tmp_path: Path, cli_home: Path
 ) -> Iterator[tuple[str, ProxyServer]]:
-    service = str(request.param)
-    cli = require(service)
-    env = clean_env(cli_home)
-    env.update(
-        {
-            "SERVICE": service,
-            f"{service.upper()}_CLI_PATH": cli,
-            "RUNNER": "persistent",
-            "REQUEST_TIMEOUT": "90000",
-        }
-    )
-    with patched_environ(env):
-        proxy = start_server(tmp_path, {})
-    try:
-        yield service, proxy
-    finally:
-        proxy.stop()
+    yield from serve_real_cli(str(request.param), "persistent", tmp_path, cli_home)
 
 
 def test_persistent_server_over_real_cli_says_log_in(
