@@ -30,6 +30,7 @@ from loguru import logger
 
 from copilot_cli_proxy.backends.base import BackendEvent, RunRecord
 from copilot_cli_proxy.backends.claude_cli import (
+    EFFORTS,
     SYSTEM_PROMPT_FILE,
     ClaudeCliBackend,
     build_claude_argv,
@@ -190,11 +191,7 @@ class ClaudeWarmBackend(ClaudeCliBackend):
         cli = self.require_cli()
         model = await self.catalog.resolve(request.model)
         prompt = build_cli_prompt(request.messages)
-        effort = (
-            request.reasoning_effort
-            if request.reasoning_effort in ("low", "medium", "high", "xhigh", "max")
-            else None
-        )
+        effort = request.reasoning_effort if request.reasoning_effort in EFFORTS else None
         key = WarmKey(model, prompt.system, effort)
         process, warm = await self._take(key, cli)
         self._prepare(key)  # the next request with this key finds a warm process again

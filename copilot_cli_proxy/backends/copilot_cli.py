@@ -236,6 +236,26 @@ def parse_help_choices_models(text: str) -> list[str]:
     return re.findall(r'"([^"]+)"', match.group("body")) if match else []
 
 
+def check_prompt_arg(prompt: str) -> None:
+    """The prompt must be one spawnable argument: no NUL, within 128 KiB."""
+    if "\x00" in prompt:
+        # An argv string ends at its first NUL: the spawn itself would fail.
+        raise ProxyError(
+            "invalid_request",
+            "The conversation contains a NUL character, which the copilot CLI cannot "
+            "receive (its prompt is a command-line argument).",
+            param="messages",
+        )
+    if not prompt_arg_fits(prompt):
+        raise ProxyError(
+            "prompt_too_large",
+            f"The conversation is {len(prompt.encode('utf-8'))} bytes; the copilot CLI "
+            f"takes its prompt as one argument, limited to {MAX_ARG_BYTES // 1024} KiB. "
+            "Shorten the conversation.",
+            param="messages",
+        )
+
+
 class CopilotCliBackend(CliBackend):
     name = "copilot"
     executable = "copilot"
@@ -244,29 +264,12 @@ class CopilotCliBackend(CliBackend):
         super().__init__(settings, settings.copilot_cli_path)
 
     def check_request(self, request: ChatRequest) -> None:
-        prompt = build_cli_prompt(request.messages).prompt
-        if "\x00" in prompt:
-            # An argv string ends at its first NUL: the spawn itself would fail.
-            raise ProxyError(
-                "invalid_request",
-                "The conversation contains a NUL character, which the copilot CLI cannot "
-                "receive (its prompt is a command-line argument).",
-                param="messages",
-            )
-        if not prompt_arg_fits(prompt):
-            raise ProxyError(
-                "prompt_too_large",
-                f"The conversation is {len(prompt.encode('utf-8'))} bytes; the copilot CLI "
-                f"takes its prompt as one argument, limited to {MAX_ARG_BYTES // 1024} KiB. "
-                "Shorten the conversation.",
-                param="messages",
-            )
+        check_prompt_arg(build_cli_prompt(request.messages).prompt)
 
     def prepare(
         self, workdir: Path, prompt: CliPrompt, model: str, request: ChatRequest, cli: str
     ) -> Invocation:
-        if not prompt_arg_fits(prompt.prompt):
-            self.check_request(request)
+        check_prompt_arg(prompt.prompt)
         if prompt.system:
             (workdir / INSTRUCTIONS_FILE).write_text(prompt.system, encoding="utf-8")
         argv = build_copilot_argv(
