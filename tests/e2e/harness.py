@@ -182,3 +182,8 @@ def require_real_cli(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def ask(text: str) -> list[dict[str, str]]:
+    """One user message, the shortest conversation a test needs."""
+    return [{"role": "user", "content": text}]

@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.harness import ProxyServer, fake_env, start_server, wait_until
+from tests.e2e.harness import ProxyServer, ask, fake_env, start_server, wait_until
 
 MULTIBYTE = "안녕하세요 世界 🎉 👩‍👩‍👧 café — ünïcödé ✓"
 
@@ -27,10 +27,6 @@ def shared(
         yield proxy
     finally:
         proxy.stop()
-
-
-def ask(text: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": text}]
 
 
 def test_non_stream_answer_has_openai_shape_and_real_usage(shared: ProxyServer) -> None:
@@ -418,7 +414,10 @@ def test_concurrency_cap_answers_429_with_retry_after(tmp_path: Path, service: s
 
         worker = threading.Thread(target=slow)
         worker.start()
-        assert wait_until(lambda: bool(proxy.cli_pids()), 10)
+        # the slow answer holds the only slot (start-up probes are CLI pids too)
+        assert wait_until(
+            lambda: httpx.get(proxy.url + "/health").json()["processes"]["active"] == 1, 10
+        )
         with pytest.raises(openai.RateLimitError) as caught:
             proxy.client().chat.completions.create(model=default_model(proxy), messages=ask("fast"))
         assert int(caught.value.response.headers["retry-after"]) >= 1

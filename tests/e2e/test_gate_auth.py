@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.harness import ROOT, ProxyServer, fake_env, start_server
+from tests.e2e.harness import ROOT, ProxyServer, ask, fake_env, start_server
 
 KEYS = "alpha-key-0001,beta-key-0002"
 
@@ -24,10 +24,6 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyServer]:
         yield proxy
     finally:
         proxy.stop()
-
-
-def ask(text: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": text}]
 
 
 def test_health_is_open_and_models_need_the_key(keyed: ProxyServer) -> None:

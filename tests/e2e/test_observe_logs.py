@@ -16,7 +16,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.harness import ProxyServer, fake_env, start_server, wait_until
+from tests.e2e.harness import ProxyServer, ask, fake_env, start_server, wait_until
 
 KEY = "alpha-key-0001"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -52,10 +52,6 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyServer]:
         yield server
     finally:
         server.stop()
-
-
-def ask(text: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": text}]
 
 
 def test_a_completion_leaves_one_full_record(proxy: ProxyServer) -> None:

@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.harness import ProxyServer, fake_env, start_server, wait_until
+from tests.e2e.harness import ProxyServer, ask, fake_env, start_server, wait_until
 
 MULTIBYTE = "안녕하세요 世界 🎉 café ✓"
 
@@ -26,10 +26,6 @@ def persistent_env(service: str, **extra: str) -> dict[str, str]:
 
 def default_model(service: str) -> str:
     return "gpt-5-mini" if service == "copilot" else "sonnet"
-
-
-def ask(text: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": text}]
 
 
 def idle_state(proxy: ProxyServer) -> tuple[int, int]:
@@ -259,8 +255,10 @@ def test_copilot_process_death_is_503_then_a_fresh_process(tmp_path: Path) -> No
         # Start-up also runs short-lived CLIs (version probe, model discovery): wait
         # until only the long-lived process (loader + worker) is left.
         assert wait_until(
-            lambda: httpx.get(proxy.url + "/health").json().get("processes_alive") == 1
-            and len(proxy.cli_pids()) == 2,
+            lambda: (
+                httpx.get(proxy.url + "/health").json().get("processes_alive") == 1
+                and len(proxy.cli_pids()) == 2
+            ),
             20,
         )
         first = set(proxy.cli_pids())
