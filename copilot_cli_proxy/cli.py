@@ -75,7 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     login.add_argument("service", choices=SERVICES, help="which CLI to log in")
-    login.add_argument("cli_args", nargs="*", metavar="CLI_ARG", help="after --: for the CLI")
+    # default=[]: without it argparse (before 3.13) counts a "*" positional as required,
+    # and a bare `login` said "required: service, CLI_ARG".
+    login.add_argument(
+        "cli_args", nargs="*", default=[], metavar="CLI_ARG", help="after --: for the CLI"
+    )
     doctor = commands.add_parser(
         "doctor",
         prog="copilot-cli-proxy doctor",
