@@ -108,6 +108,10 @@ async def read_events(
 class CliBackend(ABC):
     name: str
     executable: str
+    # Set from the backends file (backends/factory.py); a single-backend server uses
+    # the CLI's name as its id.
+    backend_id: str = ""
+    extra_env: tuple[str, ...] = ()
 
     def __init__(self, settings: Settings, configured_path: str) -> None:
         self.settings = settings
