@@ -112,6 +112,16 @@ class CliBackend(ABC):
     # the CLI's name as its id.
     backend_id: str = ""
     extra_env: tuple[str, ...] = ()
+    # What a CLI can honour besides plain chat (gateway/capabilities.py): nothing yet.
+    capabilities: frozenset[str] = frozenset()
+
+    @property
+    def kind(self) -> str:
+        return f"{self.executable}-cli"
+
+    @property
+    def label(self) -> str:
+        return self.backend_id or self.executable
 
     def __init__(self, settings: Settings, configured_path: str) -> None:
         self.settings = settings
