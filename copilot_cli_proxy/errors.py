@@ -19,6 +19,7 @@ ERROR_TABLE: dict[str, tuple[int, str, bool]] = {
     "invalid_api_key": (401, "authentication_error", False),
     "not_found": (404, "invalid_request_error", False),
     "model_not_found": (404, "invalid_request_error", False),
+    "ambiguous_model": (400, "invalid_request_error", False),
     "method_not_allowed": (405, "invalid_request_error", False),
     "request_too_large": (413, "invalid_request_error", False),
     "prompt_too_large": (413, "invalid_request_error", False),
@@ -33,6 +34,16 @@ ERROR_TABLE: dict[str, tuple[int, str, bool]] = {
     "cli_unavailable": (503, "server_error", True),
     "timeout": (504, "server_error", True),
 }
+
+
+CLIP_CHARS = 200
+
+
+def clip(text: str, limit: int = CLIP_CHARS) -> str:
+    """A client-supplied string cut to a size fit to echo in an error or a log line."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} chars)"
 
 
 @dataclass(eq=False)

@@ -11,56 +11,30 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
 from anyio.abc import TaskGroup
 
+from copilot_cli_proxy.core.types import (
+    BackendEvent,
+    Finish,
+    FinishReason,
+    ModelInfo,
+    TextDelta,
+    Usage,
+)
 from copilot_cli_proxy.protocol.requests import ChatRequest
 
-
-@dataclass(frozen=True, slots=True)
-class TextDelta:
-    """A piece of the answer, in the order the CLI produced it."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """Token counts as the CLI reported them; ``None`` where the CLI gives no count."""
-
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    cached_prompt_tokens: int | None = None
-    reasoning_tokens: int | None = None
-
-    @property
-    def total_tokens(self) -> int | None:
-        if self.prompt_tokens is None or self.completion_tokens is None:
-            return None
-        return self.prompt_tokens + self.completion_tokens
-
-
-FinishReason = Literal["stop", "length", "content_filter"]
-
-
-@dataclass(frozen=True, slots=True)
-class Finish:
-    """The answer is complete. Only sent on success: a failure raises instead."""
-
-    reason: FinishReason = "stop"
-
-
-BackendEvent = TextDelta | Usage | Finish
-
-
-@dataclass(frozen=True, slots=True)
-class ModelInfo:
-    id: str
-    owned_by: str
-    display_name: str | None = None
-    # Other names the CLI accepts for this model (claude: the resolved full name).
-    aliases: tuple[str, ...] = ()
+__all__ = [
+    "Backend",
+    "BackendEvent",
+    "Finish",
+    "FinishReason",
+    "ModelInfo",
+    "RunRecord",
+    "TextDelta",
+    "Usage",
+]
 
 
 @dataclass(slots=True)

@@ -108,6 +108,20 @@ async def read_events(
 class CliBackend(ABC):
     name: str
     executable: str
+    # Set from the backends file (backends/factory.py); a single-backend server uses
+    # the CLI's name as its id.
+    backend_id: str = ""
+    extra_env: tuple[str, ...] = ()
+    # What a CLI can honour besides plain chat (gateway/capabilities.py): nothing yet.
+    capabilities: frozenset[str] = frozenset()
+
+    @property
+    def kind(self) -> str:
+        return f"{self.executable}-cli"
+
+    @property
+    def label(self) -> str:
+        return self.backend_id or self.executable
 
     def __init__(self, settings: Settings, configured_path: str) -> None:
         self.settings = settings

@@ -24,6 +24,7 @@ from starlette.types import Message, Receive, Scope, Send
 from copilot_cli_proxy.backends.base import BackendEvent, Finish, RunRecord, TextDelta, Usage
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.gate.sizes import check_message_count, check_prompt_size
+from copilot_cli_proxy.gateway.capabilities import check_capabilities, ignored_params
 from copilot_cli_proxy.protocol.requests import ChatRequest, decode_body, parse_chat_request
 from copilot_cli_proxy.protocol.responses import (
     SSE_DONE,
@@ -67,8 +68,9 @@ class ChatResponder:
         self.outcome = Outcome()
         self.started_at = time.monotonic()
         self._extra_headers: list[tuple[bytes, bytes]] = []
-        if chat.ignored_params:
-            value = ",".join(chat.ignored_params).encode()
+        ignored = ignored_params(chat, self.backend.capabilities)
+        if ignored:
+            value = ",".join(ignored).encode()
             self._extra_headers.append((b"x-ignored-params", value))
         self._headers_sent = False
         self._complete_sent = False
@@ -253,7 +255,9 @@ async def chat_completions(request: Request) -> Any:
     request.state.chat = chat  # for the request log and metrics (observe/middleware.py)
     check_prompt_size(chat, svc.settings.max_prompt_bytes)
     await svc.backend.catalog.resolve(chat.model)
-    svc.backend.check_request(chat)
+    backend = svc.backend
+    check_capabilities(chat, backend.capabilities, backend.label, backend.kind)
+    backend.check_request(chat)
     responder = ChatResponder(request, chat)
     request.state.outcome = responder.outcome
     return responder

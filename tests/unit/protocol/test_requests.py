@@ -5,7 +5,9 @@ from typing import Any
 
 import pytest
 
+from copilot_cli_proxy.core.request import ImagePart, ToolCall
 from copilot_cli_proxy.errors import ProxyError
+from copilot_cli_proxy.gateway.capabilities import needs
 from copilot_cli_proxy.protocol.requests import (
     ChatRequest,
     Message,
@@ -204,8 +206,16 @@ def test_text_parts_are_joined_with_newlines() -> None:
 
 
 @pytest.mark.parametrize("kind", ["image_url", "input_image", "input_audio", "file", "input_file"])
-def test_non_text_parts_are_unsupported_content(kind: str) -> None:
-    content = [{"type": "text", "text": "what is this?"}, {"type": kind, kind: {"url": "x"}}]
+def test_non_text_non_image_parts_are_unsupported_content(kind: str) -> None:
+    part = {"type": kind, kind: {"url": "x"}}
+    if kind == "input_image":  # the Responses API's form: the URL itself
+        part = {"type": kind, "image_url": "x"}
+    content = [{"type": "text", "text": "what is this?"}, part]
+    if kind in ("image_url", "input_image"):
+        request = parse(messages=[{"role": "user", "content": content}])
+        assert request.messages[0].content == "what is this?"
+        assert request.messages[0].images == (ImagePart("x"),)
+        return
     error = fails_with(
         "unsupported_content",
         "messages[0].content[1]",
@@ -244,7 +254,7 @@ def test_tool_call_id_must_be_a_string() -> None:
     )
 
 
-def test_assistant_with_null_content_and_tool_calls_is_kept_as_text() -> None:
+def test_assistant_with_null_content_and_tool_calls_keeps_the_calls() -> None:
     calls = [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
     request = parse(
         messages=[
@@ -254,9 +264,22 @@ def test_assistant_with_null_content_and_tool_calls_is_kept_as_text() -> None:
             USER,
         ]
     )
-    assert "f" in request.messages[1].content
-    assert "call_1" in request.messages[1].content
+    assert request.messages[1].content == ""
+    assert request.messages[1].tool_calls == (ToolCall("call_1", "f", "{}"),)
     assert request.messages[2] == Message(role="tool", content="42", tool_call_id="call_1")
+
+
+def test_a_tool_result_that_answers_no_earlier_call_is_refused() -> None:
+    calls = [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+    fails_with(
+        "invalid_request",
+        "messages[2].tool_call_id",
+        messages=[
+            USER,
+            {"role": "assistant", "content": None, "tool_calls": calls},
+            {"role": "tool", "tool_call_id": "call_2", "content": "42"},
+        ],
+    )
 
 
 def test_assistant_with_neither_content_nor_tool_calls() -> None:
@@ -267,11 +290,21 @@ def test_assistant_with_neither_content_nor_tool_calls() -> None:
     )
 
 
-@pytest.mark.parametrize("calls", ["f()", [1], [{"id": "x"}], [{"function": "f"}]])
-def test_malformed_tool_calls(calls: Any) -> None:
+@pytest.mark.parametrize(
+    ("calls", "param"),
+    [
+        ("f()", "messages[1].tool_calls"),
+        ([1], "messages[1].tool_calls[0]"),
+        ([{"id": "x"}], "messages[1].tool_calls[0]"),
+        ([{"function": "f"}], "messages[1].tool_calls[0]"),
+        ([{"function": {"name": ""}}], "messages[1].tool_calls[0]"),
+        ([{"function": {"name": "f", "arguments": {"a": 1}}}], "messages[1].tool_calls[0]"),
+    ],
+)
+def test_malformed_tool_calls(calls: Any, param: str) -> None:
     fails_with(
         "invalid_request",
-        "messages[1].tool_calls",
+        param,
         messages=[USER, {"role": "assistant", "content": "x", "tool_calls": calls}, USER],
     )
 
@@ -330,13 +363,19 @@ def test_lone_surrogate_in_a_name_is_a_400() -> None:
         ("logprobs", True),
         ("response_format", {"type": "json_object"}),
         ("response_format", {"type": "json_schema", "json_schema": {"name": "x"}}),
-        ("response_format", "json"),
         ("modalities", ["text", "audio"]),
         ("audio", {"voice": "alloy", "format": "wav"}),
     ],
 )
-def test_unsupported_parameters(key: str, value: Any) -> None:
-    fails_with("unsupported_parameter", key, **{key: value})
+def test_meaning_changers_are_kept_for_the_backend_to_judge(key: str, value: Any) -> None:
+    tools = [{"type": "function", "function": {"name": "f"}}]
+    body: dict[str, Any] = {key: value}
+    if key in ("tool_choice",):
+        body["tools"] = tools
+    if key == "function_call":
+        body["functions"] = [{"name": "f"}]
+    request = parse(**body)
+    assert needs(request)
 
 
 @pytest.mark.parametrize(
@@ -457,3 +496,101 @@ def test_stop(stop: Any, expected: tuple[str, ...]) -> None:
 )
 def test_bad_stop(stop: Any) -> None:
     fails_with("invalid_request", "stop", stop=stop)
+
+
+# -- tools and response_format: shape checks ---------------------------------------------------
+
+
+def tool(name: Any, **function: Any) -> dict[str, Any]:
+    return {"type": "function", "function": {"name": name, **function}}
+
+
+def test_tools_are_parsed_into_specs() -> None:
+    params = {"type": "object", "properties": {"city": {"type": "string"}}}
+    request = parse(
+        tools=[tool("get_weather", description="Weather", parameters=params)],
+        tool_choice="required",
+        parallel_tool_calls=False,
+    )
+    [spec] = request.tools
+    assert (spec.name, spec.description, dict(spec.parameters)) == (
+        "get_weather",
+        "Weather",
+        params,
+    )
+    assert request.tool_choice == "required"
+    assert request.parallel_tool_calls is False
+
+
+def test_legacy_functions_and_function_call_become_tools() -> None:
+    request = parse(functions=[{"name": "f"}], function_call={"name": "f"})
+    assert [t.name for t in request.tools] == ["f"]
+    assert request.tool_choice == {"type": "function", "function": {"name": "f"}}
+
+
+@pytest.mark.parametrize(
+    ("tools", "param"),
+    [
+        ("f", "tools"),
+        ([1], "tools[0]"),
+        ([{"type": "retrieval"}], "tools[0]"),
+        ([tool("has space")], "tools[0].function.name"),
+        ([tool("x" * 65)], "tools[0].function.name"),
+        ([tool(None)], "tools[0].function.name"),
+        ([tool("f"), tool("f")], "tools[1].function.name"),
+        ([tool("f", parameters=[])], "tools[0].function.parameters"),
+        ([tool("f", parameters={"type": "string"})], "tools[0].function.parameters"),
+        ([tool("f", description=3)], "tools[0].function.description"),
+    ],
+)
+def test_bad_tool_definitions_name_the_field(tools: Any, param: str) -> None:
+    fails_with("invalid_request", param, tools=tools)
+
+
+@pytest.mark.parametrize(
+    ("choice", "tools"),
+    [
+        ("required", []),
+        ("sometimes", [tool("f")]),
+        ({"type": "function", "function": {"name": "g"}}, [tool("f")]),
+        ({"type": "function"}, [tool("f")]),
+    ],
+)
+def test_bad_tool_choice(choice: Any, tools: Any) -> None:
+    fails_with("invalid_request", "tool_choice", tool_choice=choice, tools=tools)
+
+
+def test_response_format_json_schema_is_parsed() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    request = parse(
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "A", "schema": schema, "strict": True},
+        }
+    )
+    assert request.response_format is not None
+    assert (request.response_format.type, request.response_format.name) == ("json_schema", "A")
+    assert dict(request.response_format.schema or {}) == schema
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "json",
+        {"type": "xml"},
+        {"type": "json_schema"},
+        {"type": "json_schema", "json_schema": {"schema": 1}},
+    ],
+)
+def test_bad_response_format(value: Any) -> None:
+    error = fails({"messages": [USER], "response_format": value})
+    assert error.code == "invalid_request"
+    assert error.param is not None and error.param.startswith("response_format")
+
+
+def test_unknown_fields_are_kept_for_the_ignored_list_and_clipped() -> None:
+    request = parse(temperatur=0.2, **{"x" * 500: 1})
+    assert (
+        request.unknown_params[0].startswith("temperatur") or "temperatur" in request.unknown_params
+    )
+    assert all(len(name) < 100 for name in request.unknown_params)

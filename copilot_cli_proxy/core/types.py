@@ -1,0 +1,55 @@
+"""Values every layer shares: the events a backend emits and what a model is.
+
+They live below both their producers (backends) and their consumers (protocol
+encoders, routes, observability), so no package has to import "upward".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of the answer, in the order the CLI produced it."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts as the CLI reported them; ``None`` where the CLI gives no count."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_prompt_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+    @property
+    def total_tokens(self) -> int | None:
+        if self.prompt_tokens is None or self.completion_tokens is None:
+            return None
+        return self.prompt_tokens + self.completion_tokens
+
+
+FinishReason = Literal["stop", "length", "content_filter"]
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """The answer is complete. Only sent on success: a failure raises instead."""
+
+    reason: FinishReason = "stop"
+
+
+BackendEvent = TextDelta | Usage | Finish
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    id: str
+    owned_by: str
+    display_name: str | None = None
+    # Other names the CLI accepts for this model (claude: the resolved full name).
+    aliases: tuple[str, ...] = ()
