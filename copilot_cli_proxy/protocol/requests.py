@@ -2,7 +2,8 @@
 
 Anything that would change the meaning of the answer and that a CLI cannot honour
 (images, tools, n > 1, logprobs, JSON mode) is a clear 400. Sampling knobs the CLI
-cannot honour are accepted and listed in ``ignored_params`` so they can be reported.
+cannot honour, and fields this server does not know at all, are accepted and listed
+in ``ignored_params`` so they can be reported.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
-from copilot_cli_proxy.errors import ProxyError
+from copilot_cli_proxy.errors import ProxyError, clip
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
@@ -39,6 +41,24 @@ IGNORED_PARAMS = (
 )
 # Understood fields that need no action when they hold their neutral value.
 NEUTRAL_PARAMS = ("model", "messages", "stream", "stream_options", "stop", "reasoning_effort")
+# Understood fields that are refused unless neutral (``_reject_meaning_changers``).
+CHECKED_PARAMS = (
+    "tools",
+    "functions",
+    "tool_choice",
+    "function_call",
+    "n",
+    "logprobs",
+    "response_format",
+    "modalities",
+    "audio",
+)
+KNOWN_PARAMS = frozenset(IGNORED_PARAMS + NEUTRAL_PARAMS + CHECKED_PARAMS)
+# No model id comes near this; a longer one is refused before it is echoed or logged.
+MAX_MODEL_CHARS = 200
+# The x-ignored-params header names at most this many fields, each at most this long.
+MAX_REPORTED_PARAMS = 32
+MAX_REPORTED_NAME_CHARS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +78,11 @@ class ChatRequest:
     stop: tuple[str, ...] = ()
     reasoning_effort: str | None = None
     ignored_params: tuple[str, ...] = ()
+
+
+def _echo(value: Any) -> str:
+    """A client's value quoted in an error message, cut to a readable length."""
+    return clip(repr(value))
 
 
 def _invalid(message: str, param: str | None = None) -> ProxyError:
@@ -125,7 +150,9 @@ def _text_of_content(content: Any, param: str, *, allow_null: bool) -> str:
                 param=part_param,
             )
         else:
-            raise _invalid(f"'{part_param}.type' {kind!r} is not a known content part.", part_param)
+            raise _invalid(
+                f"'{part_param}.type' {_echo(kind)} is not a known content part.", part_param
+            )
     return "\n".join(texts)
 
 
@@ -166,7 +193,7 @@ def _parse_message(raw: Any, index: int) -> Message:
         raise _invalid(f"'{param}.role' is required and must be a string.", f"{param}.role")
     if role not in ROLES:
         raise _invalid(
-            f"'{param}.role' {role!r} is not one of {', '.join(ROLES)}.", f"{param}.role"
+            f"'{param}.role' {_echo(role)} is not one of {', '.join(ROLES)}.", f"{param}.role"
         )
     name = raw.get("name")
     if name is not None and not isinstance(name, str):
@@ -249,6 +276,12 @@ def parse_chat_request(body: dict[str, Any], *, default_model: str) -> ChatReque
         model = default_model
     if not isinstance(model, str):
         raise _invalid("'model' must be a string.", "model")
+    if len(model) > MAX_MODEL_CHARS:
+        raise _invalid(
+            f"'model' is {len(model)} characters long; no model id is longer than "
+            f"{MAX_MODEL_CHARS}. GET /v1/models lists the ids.",
+            "model",
+        )
 
     messages_raw = body.get("messages")
     if messages_raw is None:
@@ -287,6 +320,7 @@ def parse_chat_request(body: dict[str, Any], *, default_model: str) -> ChatReque
 
     _reject_meaning_changers(body)
     ignored = tuple(key for key in IGNORED_PARAMS if body.get(key) is not None)
+    unknown = tuple(k for k, v in body.items() if k not in KNOWN_PARAMS and v is not None)
     return ChatRequest(
         model=model,
         messages=messages,
@@ -294,5 +328,21 @@ def parse_chat_request(body: dict[str, Any], *, default_model: str) -> ChatReque
         include_usage=include_usage,
         stop=_parse_stop(body.get("stop")),
         reasoning_effort=effort,
-        ignored_params=ignored,
+        ignored_params=ignored + unknown,
     )
+
+
+def ignored_params_header(request: ChatRequest) -> bytes:
+    """The ``x-ignored-params`` value: field names made safe for a header, bounded.
+
+    Unknown names are the client's own JSON keys: any text, of any length and number.
+    Percent-encoding keeps CR/LF and non-ASCII out of the header.
+    """
+    names = request.ignored_params
+    shown = [
+        quote(name[:MAX_REPORTED_NAME_CHARS], safe="-_.~")
+        for name in names[:MAX_REPORTED_PARAMS]
+    ]
+    if len(names) > MAX_REPORTED_PARAMS:
+        shown.append(f"+{len(names) - MAX_REPORTED_PARAMS} more")
+    return ",".join(shown).encode("ascii")

@@ -22,9 +22,14 @@ from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
 from copilot_cli_proxy.backends.base import BackendEvent, Finish, RunRecord, TextDelta, Usage
-from copilot_cli_proxy.errors import ProxyError
+from copilot_cli_proxy.errors import ProxyError, clip
 from copilot_cli_proxy.gate.sizes import check_message_count, check_prompt_size
-from copilot_cli_proxy.protocol.requests import ChatRequest, decode_body, parse_chat_request
+from copilot_cli_proxy.protocol.requests import (
+    ChatRequest,
+    decode_body,
+    ignored_params_header,
+    parse_chat_request,
+)
 from copilot_cli_proxy.protocol.responses import (
     SSE_DONE,
     CompletionIdentity,
@@ -66,10 +71,10 @@ class ChatResponder:
         self.identity = CompletionIdentity(model=chat.model)
         self.outcome = Outcome()
         self.started_at = time.monotonic()
+        self._slot_taken_at: float | None = None
         self._extra_headers: list[tuple[bytes, bytes]] = []
         if chat.ignored_params:
-            value = ",".join(chat.ignored_params).encode()
-            self._extra_headers.append((b"x-ignored-params", value))
+            self._extra_headers.append((b"x-ignored-params", ignored_params_header(chat)))
         self._headers_sent = False
         self._complete_sent = False
         self.disconnected = False
@@ -92,7 +97,7 @@ class ChatResponder:
         logger.info(
             "chat {} model={} stream={} status={} code={} exit={} {:.0f}ms",
             self.identity.id,
-            self.chat.model,
+            clip(self.chat.model),
             self.chat.stream,
             self.outcome.status,
             self.outcome.error_code,

@@ -215,9 +215,14 @@ def test_stop_sequence_cuts_the_answer(shared: ProxyServer) -> None:
 
 def test_ignored_sampling_params_are_reported(shared: ProxyServer) -> None:
     response = shared.client().chat.completions.with_raw_response.create(
-        model=default_model(shared), messages=ask("hi"), temperature=0.2, max_tokens=5
+        model=default_model(shared),
+        messages=ask("hi"),
+        temperature=0.2,
+        max_tokens=5,
+        extra_body={"some_future_field": {"x": 1}},
     )
-    assert response.headers["x-ignored-params"] == "temperature,max_tokens"
+    # Fields the server does not know are named too: never dropped silently.
+    assert response.headers["x-ignored-params"] == "temperature,max_tokens,some_future_field"
     assert response.parse().choices[0].message.content == "echo: hi"
 
 
