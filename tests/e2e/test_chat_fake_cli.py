@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.harness import ProxyServer, ask, fake_env, start_server, wait_until
+from tests.e2e.harness import FAKES, ProxyServer, ask, fake_env, start_server, wait_until
 
 MULTIBYTE = "안녕하세요 世界 🎉 👩‍👩‍👧 café — ünïcödé ✓"
 
@@ -483,6 +483,28 @@ def test_missing_cli_is_503_and_models_fall_back(tmp_path: Path, service: str) -
             proxy.client().chat.completions.create(model=default_model(proxy), messages=ask("hi"))
         assert caught.value.status_code == 503
         assert caught.value.body["code"] == "cli_not_found"  # type: ignore[index]
+    finally:
+        proxy.stop()
+
+
+def test_a_cli_that_is_not_executable_is_degraded_health_and_a_clear_503(
+    tmp_path: Path, service: str
+) -> None:
+    cli = tmp_path / "bin" / service
+    cli.parent.mkdir()
+    cli.write_bytes((FAKES / service).read_bytes())
+    cli.chmod(0o644)  # found, but nobody may run it
+    env = fake_env(service, COPILOT_CLI_PATH=str(cli), CLAUDE_CLI_PATH=str(cli))
+    proxy = start_server(tmp_path, env)
+    try:
+        with proxy.http() as http:
+            health = http.get("/health").json()
+            chat = http.post("/v1/chat/completions", json={"messages": ask("hi")})
+        assert health["status"] == "degraded"
+        assert health["problems"] == [f"the {service} CLI at {cli} is not executable"]
+        assert chat.status_code == 503
+        assert chat.json()["error"]["code"] == "cli_not_found"
+        assert "not executable" in chat.json()["error"]["message"]
     finally:
         proxy.stop()
 
