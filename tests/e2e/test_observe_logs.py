@@ -231,10 +231,14 @@ def test_old_day_folders_go_and_recent_ones_stay(tmp_path: Path) -> None:
         server.stop()
 
 
+@pytest.mark.parametrize(
+    ("service", "runner"),
+    [("copilot", "oneshot"), ("copilot", "persistent"), ("claude", "persistent")],
+)
 def test_shutdown_mid_request_answers_503_cancelled_and_writes_the_record(
-    tmp_path: Path,
+    tmp_path: Path, service: str, runner: str
 ) -> None:
-    server = start_server(tmp_path, fake_env("copilot", MAX_CONCURRENT="2"))
+    server = start_server(tmp_path, fake_env(service, MAX_CONCURRENT="2", RUNNER=runner))
     answers: dict[str, httpx.Response | str] = {}
 
     def slow_request(request_id: str, stream: bool) -> None:
@@ -255,8 +259,11 @@ def test_shutdown_mid_request_answers_503_cancelled_and_writes_the_record(
     for worker in workers:
         worker.start()
     try:
-        # Both answers are under way once both CLIs are running (a pid file each).
-        assert wait_until(lambda: len(server.cli_pids()) >= 2, 15)
+        # Both answers are under way once both hold a CLI slot.
+        def active() -> int:
+            return int(httpx.get(server.url + "/health", timeout=5).json()["processes"]["active"])
+
+        assert wait_until(lambda: active() == 2, 15)
         server.process.send_signal(signal.SIGTERM)
         server.process.wait(40)
         for worker in workers:
