@@ -340,8 +340,7 @@ def ignored_params_header(request: ChatRequest) -> bytes:
     """
     names = request.ignored_params
     shown = [
-        quote(name[:MAX_REPORTED_NAME_CHARS], safe="-_.~")
-        for name in names[:MAX_REPORTED_PARAMS]
+        quote(name[:MAX_REPORTED_NAME_CHARS], safe="-_.~") for name in names[:MAX_REPORTED_PARAMS]
     ]
     if len(names) > MAX_REPORTED_PARAMS:
         shown.append(f"+{len(names) - MAX_REPORTED_PARAMS} more")
