@@ -24,8 +24,10 @@ from copilot_cli_proxy.backends.claude_warm import ClaudeWarmBackend
 from copilot_cli_proxy.backends.cli_backend import CliBackend
 from copilot_cli_proxy.backends.copilot_cli import CopilotCliBackend
 from copilot_cli_proxy.backends.copilot_headless import CopilotHeadlessBackend
-from copilot_cli_proxy.errors import ProxyError
+from copilot_cli_proxy.errors import ProxyError, clip
 from copilot_cli_proxy.gate.auth import ApiKeyGate
+from copilot_cli_proxy.gate.auththrottle import AuthThrottle
+from copilot_cli_proxy.gate.clientip import ProxyTrust
 from copilot_cli_proxy.gate.ratelimit import RateLimitGate, RequestRateLimiter, build_storage
 from copilot_cli_proxy.gate.sizes import BodySizeGate
 from copilot_cli_proxy.observe.metrics import Metrics, metrics_endpoint
@@ -57,15 +59,20 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
         error = ProxyError(
-            "method_not_allowed", f"{request.method} is not allowed on {request.url.path}."
+            "method_not_allowed",
+            f"{clip(request.method)} is not allowed on {clip(request.url.path)}.",
         )
     else:
-        error = ProxyError("not_found", f"There is no route {request.method} {request.url.path}.")
+        error = ProxyError(
+            "not_found", f"There is no route {clip(request.method)} {clip(request.url.path)}."
+        )
     return error_response(error)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    logger.opt(exception=exc).error("unexpected error on {} {}", request.method, request.url.path)
+    logger.opt(exception=exc).error(
+        "unexpected error on {} {}", clip(request.method), clip(request.url.path)
+    )
     return error_response(ProxyError("internal_error", f"Internal error: {type(exc).__name__}."))
 
 
@@ -79,13 +86,20 @@ def build_middleware(
 ) -> list[Middleware]:
     """Outermost first: observe everything, answer CORS preflights, then the gate."""
     open_paths = {"/health"} | (set() if settings.metrics_require_key else {"/metrics"})
+    trust = ProxyTrust.of(settings.forwarded_allow_ips) if settings.trust_proxy_headers else None
     options = ObserveOptions(
         backend=backend_name,
         runner=settings.runner,
-        trust_proxy_headers=settings.trust_proxy_headers,
+        proxy_trust=trust,
         log_request_body=settings.log_request_body,
         log_response_body=settings.log_response_body,
+        log_probes=settings.log_probes,
         max_body_bytes=settings.max_body_bytes,
+    )
+    throttle = (
+        AuthThrottle(settings.auth_failure_max, settings.auth_failure_window)
+        if settings.auth_failure_max > 0
+        else None
     )
     stack = [
         Middleware(
@@ -112,14 +126,22 @@ def build_middleware(
             )
         )
     stack += [
-        Middleware(ApiKeyGate, keys=settings.api_key, open_paths=open_paths),
+        Middleware(
+            ApiKeyGate,
+            keys=settings.api_key,
+            open_paths=open_paths,
+            throttle=throttle,
+            trust=trust,
+        ),
         Middleware(
             RateLimitGate,
             limiter=rate_limiter,
             exempt_paths={"/health", "/metrics"},
-            trust_proxy_headers=settings.trust_proxy_headers,
+            trust=trust,
         ),
-        Middleware(BodySizeGate, max_bytes=settings.max_body_bytes),
+        Middleware(
+            BodySizeGate, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s
+        ),
     ]
     return stack
 

@@ -97,6 +97,21 @@ def _parse_storage_uri(raw: str) -> str:
     return value
 
 
+def _parse_proxy_addresses(raw: str) -> tuple[str, ...]:
+    addresses = _parse_list(raw)
+    for address in addresses:
+        if address == "*":
+            continue
+        try:
+            ipaddress.ip_network(address, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"must be IP addresses or networks (e.g. 127.0.0.1,10.0.0.0/8) or *, "
+                f"got {address!r}"
+            ) from None
+    return addresses
+
+
 def is_loopback_host(host: str) -> bool:
     if host.strip().lower() == "localhost":
         return True
@@ -144,14 +159,22 @@ class Settings:
     max_body_bytes: int = 8 * 1024 * 1024  # JSON escapes can double the text's size
     max_messages: int = 1000
     max_prompt_bytes: int = 4 * 1024 * 1024  # ~1M tokens: more than any model takes
+    # Slow clients: each holds a connection (a file descriptor) for as long as it is allowed.
+    header_timeout: int = 10_000  # ms from connecting (or the first byte) to the last header
+    body_timeout: int = 60_000  # ms to receive the whole body (8 MB at ~1 Mbit/s)
+    keep_alive_timeout: int = 5_000  # ms an idle kept-alive connection stays open
     rate_limit_max: int = 60  # 0 = off
     rate_limit_window: int = 60_000  # ms
     rate_limit_storage_uri: str = field(default="memory://", repr=False)  # may hold a password
+    auth_failure_max: int = 10  # failed API keys per AUTH_FAILURE_WINDOW per address; 0 = off
+    auth_failure_window: int = 60_000  # ms
     trust_proxy_headers: bool = False
+    forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1", "::1")  # proxies whose headers count
     metrics_require_key: bool = True
     log_requests: bool = True
     log_request_body: bool = False
     log_response_body: bool = False
+    log_probes: bool = False  # also a request log file for /health and /metrics
     log_retention_days: int = 14
     log_rotation_mb: int = 10
 
@@ -172,6 +195,14 @@ class Settings:
     @property
     def queue_timeout_s(self) -> float:
         return self.queue_timeout / 1000
+
+    @property
+    def header_timeout_s(self) -> float:
+        return self.header_timeout / 1000
+
+    @property
+    def body_timeout_s(self) -> float:
+        return self.body_timeout / 1000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -263,6 +294,24 @@ FIELDS: tuple[FieldSpec, ...] = (
         "largest total message text in UTF-8 bytes (413)",
     ),
     FieldSpec(
+        "header_timeout",
+        "HEADER_TIMEOUT",
+        _parse_int(100),
+        "ms a client may take to send a request's headers; then the connection is closed",
+    ),
+    FieldSpec(
+        "body_timeout",
+        "BODY_TIMEOUT",
+        _parse_int(100),
+        "ms a client may take to send a request's body (408 past it)",
+    ),
+    FieldSpec(
+        "keep_alive_timeout",
+        "KEEP_ALIVE_TIMEOUT",
+        _parse_int(1000),
+        "ms an idle kept-alive connection stays open (whole seconds; rounded up)",
+    ),
+    FieldSpec(
         "rate_limit_max",
         "RATE_LIMIT_MAX",
         _parse_int(0),
@@ -281,10 +330,28 @@ FIELDS: tuple[FieldSpec, ...] = (
         "memory:// (this process) or redis://host:port/db (shared by several servers)",
     ),
     FieldSpec(
+        "auth_failure_max",
+        "AUTH_FAILURE_MAX",
+        _parse_int(0),
+        "failed API keys per AUTH_FAILURE_WINDOW per client address before 429; 0 = no limit",
+    ),
+    FieldSpec(
+        "auth_failure_window",
+        "AUTH_FAILURE_WINDOW",
+        _parse_int(1000),
+        "window for AUTH_FAILURE_MAX in ms (whole seconds; rounded up)",
+    ),
+    FieldSpec(
         "trust_proxy_headers",
         "TRUST_PROXY_HEADERS",
         _parse_bool,
         "believe X-Forwarded-For (only behind a reverse proxy you run)",
+    ),
+    FieldSpec(
+        "forwarded_allow_ips",
+        "FORWARDED_ALLOW_IPS",
+        _parse_proxy_addresses,
+        "with TRUST_PROXY_HEADERS: the proxies (IPs, networks, or *) whose headers count",
     ),
     FieldSpec(
         "metrics_require_key",
@@ -304,6 +371,12 @@ FIELDS: tuple[FieldSpec, ...] = (
         "LOG_RESPONSE_BODY",
         _parse_bool,
         "put response bodies in the request logs",
+    ),
+    FieldSpec(
+        "log_probes",
+        "LOG_PROBES",
+        _parse_bool,
+        "also write request log files for GET /health and /metrics",
     ),
     FieldSpec(
         "log_retention_days",

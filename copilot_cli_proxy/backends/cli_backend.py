@@ -158,6 +158,7 @@ class CliBackend(ABC):
             "cli": {
                 "path": self.cli_path,
                 "found": self.cli_path is not None,
+                "executable": self.cli_path is not None and os.access(self.cli_path, os.X_OK),
                 "version": self.version,
             },
             "models_cached": self.catalog.cached_count,
@@ -192,6 +193,12 @@ class CliBackend(ABC):
                 f"The {self.executable} CLI is not installed on the server. The operator can "
                 f"install it with `npm install {NPM_PACKAGES[self.executable]}` (or run "
                 f"scripts/setup.sh) or set {self.executable.upper()}_CLI_PATH.",
+            )
+        if not os.access(self.cli_path, os.X_OK):
+            raise ProxyError(
+                "cli_not_found",
+                f"The {self.executable} CLI at {self.cli_path} is not executable. The operator "
+                f"can fix its permissions (chmod +x) or set {self.executable.upper()}_CLI_PATH.",
             )
         return self.cli_path
 

@@ -40,7 +40,7 @@ class Metrics:
         )
         self.rate_limited = Counter(
             f"{PREFIX}_rate_limit_rejections",
-            "Requests turned away with 429 by the rate limit",
+            "Requests turned away with 429 by the rate limit or the failed-key throttle",
             registry=registry,
         )
         self.auth_failures = Counter(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 from copilot_cli_proxy.core.request import (
     ChatRequest,
@@ -65,6 +66,11 @@ STRUCTURED_PARAMS = (
 )
 KNOWN_PARAMS = frozenset(IGNORED_PARAMS + NEUTRAL_PARAMS + STRUCTURED_PARAMS)
 IMAGE_PARTS = ("image_url", "input_image")
+# No model id comes near this; a longer one is refused before it is echoed or logged.
+MAX_MODEL_CHARS = 200
+# The x-ignored-params header names at most this many fields, each at most this long.
+MAX_REPORTED_PARAMS = 32
+MAX_REPORTED_NAME_CHARS = 64
 
 
 def _invalid(message: str, param: str | None = None) -> ProxyError:
@@ -291,6 +297,12 @@ def parse_chat_request(body: dict[str, Any], *, default_model: str) -> ChatReque
         model = default_model
     if not isinstance(model, str):
         raise _invalid("'model' must be a string.", "model")
+    if len(model) > MAX_MODEL_CHARS:
+        raise _invalid(
+            f"'model' is {len(model)} characters long; no model id is longer than "
+            f"{MAX_MODEL_CHARS}. GET /v1/models lists the ids.",
+            "model",
+        )
 
     messages_raw = body.get("messages")
     if messages_raw is None:
@@ -338,7 +350,7 @@ def parse_chat_request(body: dict[str, Any], *, default_model: str) -> ChatReque
     if logprobs is not None and not isinstance(logprobs, bool):
         raise _invalid("'logprobs' must be a boolean.", "logprobs")
     ignored = tuple(key for key in IGNORED_PARAMS if body.get(key) is not None)
-    unknown = tuple(sorted(clip(key, 64) for key in body if key not in KNOWN_PARAMS))
+    unknown = tuple(k for k, v in body.items() if k not in KNOWN_PARAMS and v is not None)
     return ChatRequest(
         model=model,
         messages=messages,
@@ -357,3 +369,17 @@ def parse_chat_request(body: dict[str, Any], *, default_model: str) -> ChatReque
         unknown_params=unknown,
         raw=body,
     )
+
+
+def ignored_params_header(names: tuple[str, ...]) -> bytes:
+    """The ``x-ignored-params`` value: field names made safe for a header, bounded.
+
+    Unknown names are the client's own JSON keys: any text, of any length and number.
+    Percent-encoding keeps CR/LF and non-ASCII out of the header.
+    """
+    shown = [
+        quote(name[:MAX_REPORTED_NAME_CHARS], safe="-_.~") for name in names[:MAX_REPORTED_PARAMS]
+    ]
+    if len(names) > MAX_REPORTED_PARAMS:
+        shown.append(f"+{len(names) - MAX_REPORTED_PARAMS} more")
+    return ",".join(shown).encode("ascii")

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from copilot_cli_proxy.backends.base import ModelInfo
-from copilot_cli_proxy.errors import ProxyError
+from copilot_cli_proxy.errors import ProxyError, clip
 from copilot_cli_proxy.routes.common import JSONBody, services
 
 
@@ -32,7 +32,7 @@ async def get_model(request: Request) -> Response:
             return JSONBody(model_body(model, int(svc.started_at)))
     raise ProxyError(
         "model_not_found",
-        f"The model {wanted!r} does not exist or is not served here. "
+        f"The model {clip(repr(wanted))} does not exist or is not served here. "
         f"Available models: {', '.join(m.id for m in models)}.",
         param="model",
     )

@@ -7,11 +7,14 @@ import pytest
 
 from copilot_cli_proxy.core.request import ImagePart, ToolCall
 from copilot_cli_proxy.errors import ProxyError
-from copilot_cli_proxy.gateway.capabilities import needs
+from copilot_cli_proxy.gateway.capabilities import ignored_params, needs
 from copilot_cli_proxy.protocol.requests import (
+    MAX_REPORTED_NAME_CHARS,
+    MAX_REPORTED_PARAMS,
     ChatRequest,
     Message,
     decode_body,
+    ignored_params_header,
     parse_chat_request,
 )
 
@@ -419,6 +422,55 @@ def test_unknown_keys_are_not_errors() -> None:
     assert parse(some_future_field={"x": 1}).model == DEFAULT
 
 
+def test_unknown_fields_are_reported_like_the_ignored_ones() -> None:
+    request = parse(temperature=0.2, some_future_field={"x": 1}, api_key="x", other=None)
+    assert ignored_params(request, frozenset()) == ("temperature", "some_future_field", "api_key")
+
+
+def test_known_fields_are_never_reported_as_unknown() -> None:
+    request = parse(
+        model="m", stream=True, stream_options={"include_usage": True}, stop=["x"], n=1, tools=[]
+    )
+    assert ignored_params(request, frozenset()) == ()
+
+
+def test_the_ignored_params_header_is_safe_and_bounded() -> None:
+    hostile = {
+        "a\r\nSet-Cookie: x": 1,
+        "ключ": 2,
+        "x" * 5000: 3,
+        **{f"f{n}": n for n in range(100)},
+    }
+    value = ignored_params_header(ignored_params(parse(**hostile), frozenset())).decode("ascii")
+    names = value.split(",")
+    assert "\r" not in value and "\n" not in value
+    assert all(name.isprintable() and " " not in name for name in names[:-1])
+    assert names[0] == "a%0D%0ASet-Cookie%3A%20x"
+    assert names[1] == "%D0%BA%D0%BB%D1%8E%D1%87"
+    assert names[2] == "x" * MAX_REPORTED_NAME_CHARS
+    assert len(names) == MAX_REPORTED_PARAMS + 1 and names[-1] == "+71 more"
+
+
+def test_a_model_id_too_long_to_be_one_is_refused_without_echoing_it() -> None:
+    error = fails_with("invalid_request", "model", model="m" * 8_000_000)
+    assert len(error.message) < 300 and "mmmmmmmmmm" not in error.message
+
+
+@pytest.mark.parametrize("field", ["role", "type"])
+def test_echoed_values_in_errors_are_cut(field: str) -> None:
+    huge = "r" * 100_000
+    message = (
+        {"role": huge, "content": "x"}
+        if field == "role"
+        else {
+            "role": "user",
+            "content": [{"type": huge}],
+        }
+    )
+    error = fails({"messages": [message]})
+    assert len(error.message) < 500 and "characters, cut]" in error.message
+
+
 # -- stream, stream_options, reasoning_effort -------------------------------------------------
 
 
@@ -588,9 +640,7 @@ def test_bad_response_format(value: Any) -> None:
     assert error.param is not None and error.param.startswith("response_format")
 
 
-def test_unknown_fields_are_kept_for_the_ignored_list_and_clipped() -> None:
-    request = parse(temperatur=0.2, **{"x" * 500: 1})
-    assert (
-        request.unknown_params[0].startswith("temperatur") or "temperatur" in request.unknown_params
-    )
-    assert all(len(name) < 100 for name in request.unknown_params)
+def test_unknown_fields_are_kept_apart_from_the_known_ignored_ones() -> None:
+    request = parse(temperatur=0.2, temperature=0.2)
+    assert request.unknown_params == ("temperatur",)
+    assert request.ignored_params == ("temperature",)
