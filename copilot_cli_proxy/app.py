@@ -19,17 +19,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from copilot_cli_proxy.backends.claude_cli import ClaudeCliBackend
-from copilot_cli_proxy.backends.claude_warm import ClaudeWarmBackend
 from copilot_cli_proxy.backends.cli_backend import CliBackend
-from copilot_cli_proxy.backends.copilot_cli import CopilotCliBackend
-from copilot_cli_proxy.backends.copilot_headless import CopilotHeadlessBackend
+from copilot_cli_proxy.config.backends_file import load_backends_file
 from copilot_cli_proxy.errors import ProxyError, clip
 from copilot_cli_proxy.gate.auth import ApiKeyGate
 from copilot_cli_proxy.gate.auththrottle import AuthThrottle
 from copilot_cli_proxy.gate.clientip import ProxyTrust
 from copilot_cli_proxy.gate.ratelimit import RateLimitGate, RequestRateLimiter, build_storage
 from copilot_cli_proxy.gate.sizes import BodySizeGate
+from copilot_cli_proxy.gateway.gateway import Gateway, config_from_settings
 from copilot_cli_proxy.observe.metrics import Metrics, metrics_endpoint
 from copilot_cli_proxy.observe.middleware import ObserveMiddleware, ObserveOptions
 from copilot_cli_proxy.observe.redact import Redactor, collect_secrets
@@ -38,16 +36,18 @@ from copilot_cli_proxy.routes.chat import chat_completions
 from copilot_cli_proxy.routes.common import Services, error_response
 from copilot_cli_proxy.routes.health import health
 from copilot_cli_proxy.routes.models import get_model, list_models
-from copilot_cli_proxy.runtime.limiter import ProcessLimiter
 from copilot_cli_proxy.runtime.workdir import ensure_base, sweep_stale
 from copilot_cli_proxy.settings import Settings
 
 
-def build_backend(settings: Settings) -> CliBackend:
-    persistent = settings.runner == "persistent"
-    if settings.service == "claude":
-        return ClaudeWarmBackend(settings) if persistent else ClaudeCliBackend(settings)
-    return CopilotHeadlessBackend(settings) if persistent else CopilotCliBackend(settings)
+def build_gateway(settings: Settings, backend: CliBackend | None = None) -> Gateway:
+    """The backends this server runs: one given, the backends file's, or the one that
+    SERVICE, RUNNER, … describe."""
+    if backend is not None:
+        return Gateway.single(settings, backend)
+    if settings.backends_file:
+        return Gateway.build(settings, load_backends_file(settings.backends_file))
+    return Gateway.build(settings, config_from_settings(settings))
 
 
 async def _proxy_error(request: Request, exc: Exception) -> Response:
@@ -161,10 +161,11 @@ async def _start_observability(
         )
 
 
-def create_app(settings: Settings, backend: CliBackend | None = None) -> Starlette:
-    chosen = backend or build_backend(settings)
-    limiter = ProcessLimiter(settings.max_concurrent, settings.max_queue, settings.queue_timeout_s)
-    metrics = Metrics(limiter)
+def create_app(
+    settings: Settings, backend: CliBackend | None = None, gateway: Gateway | None = None
+) -> Starlette:
+    chosen = gateway or build_gateway(settings, backend)
+    metrics = Metrics(chosen)
     redactor = Redactor(collect_secrets(settings, os.environ))
     writer = (
         RequestLogWriter(Path(settings.log_dir) / "requests", settings.log_retention_days, redactor)
@@ -190,7 +191,6 @@ def create_app(settings: Settings, backend: CliBackend | None = None) -> Starlet
         await _start_observability(writer, rate_limiter)
         async with anyio.create_task_group() as tg:
             await chosen.start(tg)
-            tg.start_soon(chosen.warm_up)
             try:
                 yield
             finally:
@@ -208,7 +208,9 @@ def create_app(settings: Settings, backend: CliBackend | None = None) -> Starlet
             Route("/chat/completions", chat_completions, methods=["POST"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
-        middleware=build_middleware(settings, metrics, writer, redactor, rate_limiter, chosen.name),
+        middleware=build_middleware(
+            settings, metrics, writer, redactor, rate_limiter, chosen.primary.backend.name
+        ),
         exception_handlers={
             ProxyError: _proxy_error,
             HTTPException: _http_error,
@@ -216,8 +218,6 @@ def create_app(settings: Settings, backend: CliBackend | None = None) -> Starlet
         },
         lifespan=lifespan,
     )
-    app.state.services = Services(
-        settings=settings, backend=chosen, limiter=limiter, started_at=time.time()
-    )
+    app.state.services = Services(settings=settings, gateway=chosen, started_at=time.time())
     app.state.metrics = metrics
     return app

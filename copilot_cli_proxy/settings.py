@@ -138,6 +138,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 3456
     service: str = "copilot"
+    backends_file: str = ""  # empty: SERVICE, RUNNER, … describe the one backend
     runner: str = "persistent"
     pool_size: int = 1
     default_model: str = ""  # empty: the service's own default (DEFAULT_MODELS)
@@ -150,6 +151,7 @@ class Settings:
     queue_timeout: int = 30_000  # ms
     models_cache_ttl: int = 600  # s
     allowed_tools: tuple[str, ...] = ()
+    cli_env: tuple[str, ...] = ()  # extra variables the CLI may see, besides its allowlist
     log_level: str = "INFO"
     log_dir: str = "logs"
     # Gatekeeping and observability.
@@ -235,6 +237,12 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("port", "PORT", _parse_int(0, 65535), "TCP port (0 = any free port)"),
     FieldSpec("service", "SERVICE", _parse_choice(SERVICES), "which CLI answers: copilot|claude"),
     FieldSpec(
+        "backends_file",
+        "BACKENDS_FILE",
+        _parse_text,
+        "TOML file of backends (several CLIs side by side, aliases); overrides SERVICE",
+    ),
+    FieldSpec(
         "runner",
         "RUNNER",
         _parse_choice(RUNNERS),
@@ -264,6 +272,12 @@ FIELDS: tuple[FieldSpec, ...] = (
         "ALLOWED_TOOLS",
         _parse_list,
         "comma-separated CLI tools the model may use (default: none)",
+    ),
+    FieldSpec(
+        "cli_env",
+        "CLI_ENV",
+        _parse_list,
+        "comma-separated extra environment variables the CLI may see (it gets an allowlist)",
     ),
     FieldSpec("log_level", "LOG_LEVEL", _parse_choice(LOG_LEVELS, upper=True), "log level"),
     FieldSpec("log_dir", "LOG_DIR", _parse_text, "directory for log files"),

@@ -35,7 +35,7 @@ from copilot_cli_proxy.backends.claude_cli import (
     ClaudeCliBackend,
     build_claude_argv,
 )
-from copilot_cli_proxy.backends.cli_backend import cli_env, read_events
+from copilot_cli_proxy.backends.cli_backend import read_events
 from copilot_cli_proxy.backends.prompt import build_cli_prompt
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.protocol.requests import ChatRequest
@@ -94,7 +94,9 @@ class WarmClaude:
         self.argv = argv
 
     @classmethod
-    async def spawn(cls, cli: str, key: WarmKey, base: Path, tools: tuple[str, ...]) -> WarmClaude:
+    async def spawn(
+        cls, cli: str, key: WarmKey, base: Path, tools: tuple[str, ...], env: dict[str, str]
+    ) -> WarmClaude:
         ensure_base(base)
         root = Path(tempfile.mkdtemp(prefix=PREFIX, dir=base))
         try:
@@ -102,7 +104,6 @@ class WarmClaude:
             workdir.mkdir()
             system_file = workdir / SYSTEM_PROMPT_FILE
             system_file.write_text(key.system, encoding="utf-8")
-            env = cli_env()
             config = root / "config"
             make_config_dir(config, operator_config_dir(env))
             env["CLAUDE_CONFIG_DIR"] = str(config)
@@ -162,7 +163,11 @@ class ClaudeWarmBackend(ClaudeCliBackend):
     async def _spawn_warm(self, key: WarmKey) -> None:
         try:
             process = await WarmClaude.spawn(
-                self.require_cli(), key, self.settings.temp_base, self.settings.allowed_tools
+                self.require_cli(),
+                key,
+                self.settings.temp_base,
+                self.settings.allowed_tools,
+                self.child_env(),
             )
         except ProxyError as exc:
             logger.warning("could not start a warm claude process: {}", exc.message)
@@ -182,7 +187,7 @@ class ClaudeWarmBackend(ClaudeCliBackend):
         if process is not None:
             await process.aclose()
         return await WarmClaude.spawn(
-            cli, key, self.settings.temp_base, self.settings.allowed_tools
+            cli, key, self.settings.temp_base, self.settings.allowed_tools, self.child_env()
         ), False
 
     async def stream(

@@ -32,7 +32,6 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from loguru import logger
 
 from copilot_cli_proxy.backends.base import BackendEvent, Finish, RunRecord
-from copilot_cli_proxy.backends.cli_backend import cli_env
 from copilot_cli_proxy.backends.copilot_cli import (
     DENY_ALL_TOOLS,
     CopilotCliBackend,
@@ -359,7 +358,7 @@ class CopilotHeadlessBackend(CopilotCliBackend):
         argv = build_headless_argv(cli, self.settings.allowed_tools)
         base = self.settings.temp_base
         ensure_base(base)
-        run = await CliRun.start(argv, cwd=base, env=cli_env(), keep_stdin=True)
+        run = await CliRun.start(argv, cwd=base, env=self.child_env(), keep_stdin=True)
         process = HeadlessCopilot(run, argv, self.settings.allowed_tools)
         self._tg.start_soon(process.serve, self._tg)
         try:

@@ -250,7 +250,8 @@ class ObserveMiddleware:
         if state.get("auth_failed"):
             self.metrics.auth_failures.inc()
         if outcome is not None and outcome.record.exit_code is not None:
-            self.metrics.cli_exits.labels(str(outcome.record.exit_code)).inc()
+            backend = str(state.get("backend_id") or self.options.backend)
+            self.metrics.cli_exits.labels(backend, str(outcome.record.exit_code)).inc()
 
     def _record(
         self,
@@ -272,8 +273,8 @@ class ObserveMiddleware:
             "model": clip(chat.model) if chat is not None else None,
             "message_count": len(chat.messages) if chat is not None else None,
             "stream": getattr(chat, "stream", None),
-            "backend": self.options.backend,
-            "runner": self.options.runner,
+            "backend": state.get("backend_id") or self.options.backend,
+            "runner": state.get("runner") or self.options.runner,
             "cli_argv": list(run.argv) if run is not None and run.argv else None,
             "temp_dir": run.workdir if run is not None else None,
             "cli_exit_code": run.exit_code if run is not None else None,

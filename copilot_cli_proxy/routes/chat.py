@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio
@@ -26,6 +26,7 @@ from copilot_cli_proxy.backends.base import BackendEvent, Finish, RunRecord, Tex
 from copilot_cli_proxy.errors import ProxyError, clip
 from copilot_cli_proxy.gate.sizes import check_message_count, check_prompt_size
 from copilot_cli_proxy.gateway.capabilities import check_capabilities, ignored_params
+from copilot_cli_proxy.gateway.gateway import Routed
 from copilot_cli_proxy.protocol.requests import (
     ChatRequest,
     decode_body,
@@ -64,14 +65,15 @@ class _ClientGone(Exception):
 
 
 class ChatResponder:
-    def __init__(self, request: Request, chat: ChatRequest) -> None:
+    def __init__(self, request: Request, chat: ChatRequest, routed: Routed) -> None:
         svc = services(request)
-        self.backend = svc.backend
-        self.limiter = svc.limiter
+        self.backend = routed.node.backend
+        self.limiter = routed.node.limiter
         self.in_flight = svc.in_flight
         self.timeout_s = svc.settings.request_timeout_s
-        self.chat = chat
-        self.identity = CompletionIdentity(model=chat.model)
+        # The backend gets the model by its own name; the client sees the name it sent.
+        self.chat = replace(chat, model=routed.model)
+        self.identity = CompletionIdentity(model=routed.requested)
         self.outcome = Outcome()
         self.started_at = time.monotonic()
         self._slot_taken_at: float | None = None
@@ -304,13 +306,16 @@ async def chat_completions(request: Request) -> Any:
     raw = await request.body()
     body = decode_body(raw)
     check_message_count(body, svc.settings.max_messages)
-    chat = parse_chat_request(body, default_model=svc.settings.model)
+    chat = parse_chat_request(body, default_model=svc.gateway.default_model)
     request.state.chat = chat  # for the request log and metrics (observe/middleware.py)
     check_prompt_size(chat, svc.settings.max_prompt_bytes)
-    await svc.backend.catalog.resolve(chat.model)
-    backend = svc.backend
-    check_capabilities(chat, backend.capabilities, backend.label, backend.kind)
+    routed = await svc.gateway.route(chat.model)
+    backend = routed.node.backend
+    request.state.backend_id = routed.node.id
+    request.state.runner = backend.settings.runner
+    await backend.catalog.resolve(routed.model)
+    check_capabilities(chat, backend.capabilities, routed.node.id, backend.kind)
     backend.check_request(chat)
-    responder = ChatResponder(request, chat)
+    responder = ChatResponder(request, chat, routed)
     request.state.outcome = responder.outcome
     return responder

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from copilot_cli_proxy.backends.cli_backend import CliBackend
 from copilot_cli_proxy.errors import ProxyError
+from copilot_cli_proxy.gateway.gateway import Gateway
 from copilot_cli_proxy.runtime.limiter import ProcessLimiter
 from copilot_cli_proxy.settings import Settings
 
@@ -52,10 +53,18 @@ class InFlight:
 @dataclass(slots=True)
 class Services:
     settings: Settings
-    backend: CliBackend
-    limiter: ProcessLimiter
+    gateway: Gateway
     started_at: float
     in_flight: InFlight = field(default_factory=InFlight)
+
+    @property
+    def backend(self) -> CliBackend:
+        """The first backend: the only one of a server without a backends file."""
+        return self.gateway.primary.backend
+
+    @property
+    def limiter(self) -> ProcessLimiter:
+        return self.gateway.primary.limiter
 
 
 def services(request: Request) -> Services:

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from copilot_cli_proxy import __version__
+from copilot_cli_proxy.gateway.gateway import Node
 from copilot_cli_proxy.routes.common import JSONBody, services
 
 
@@ -36,21 +37,43 @@ def health_problems(status: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys(problems))  # once each, in order
 
 
-async def health(request: Request) -> Response:
-    svc = services(request)
-    status = svc.backend.health()
+def node_health(node: Node) -> dict[str, Any]:
+    status = dict(node.backend.health())
     problems = health_problems(status)
+    return {
+        "id": node.id,
+        "kind": node.spec.kind,
+        "state": "degraded" if problems else "ok",
+        **status,
+        "problems": problems,
+        "slots": {
+            "active": node.limiter.active,
+            "waiting": node.limiter.waiting,
+            "max_concurrent": node.limiter.max_concurrent,
+        },
+    }
+
+
+async def health(request: Request) -> Response:
+    """Every backend with its state; the first one's fields also at the top level, as a
+    server without a backends file has always answered."""
+    svc = services(request)
+    nodes = [node_health(node) for node in svc.gateway.nodes]
+    problems = [
+        p if len(nodes) == 1 else f"{node['id']}: {p}" for node in nodes for p in node["problems"]
+    ]
+    first = {k: v for k, v in nodes[0].items() if k not in ("id", "kind", "state", "slots")}
     return JSONBody(
         {
             "status": "degraded" if problems else "ok",
             "version": __version__,
-            **status,
+            **first,
             "problems": problems,
             "uptime_seconds": round(time.time() - svc.started_at, 3),
             "processes": {
-                "active": svc.limiter.active,
-                "waiting": svc.limiter.waiting,
-                "max_concurrent": svc.limiter.max_concurrent,
+                key: sum(node["slots"][key] for node in nodes)
+                for key in ("active", "waiting", "max_concurrent")
             },
+            "backends": nodes,
         }
     )
