@@ -148,4 +148,4 @@ def login(service: str, cli_args: Sequence[str], env: Mapping[str, str]) -> int:
     report = read_settings(env)
     for problem in report.problems:
         print(f"copilot-cli-proxy: configuration problem (ignored): {problem}", file=sys.stderr)
-    return run_login(service, report.settings, cli_args, env=login_environment())
+    return run_login(service, report.settings, cli_args, env=login_environment(service=service))

@@ -150,7 +150,10 @@ class Gateway:
 
     async def route(self, requested: str) -> Routed:
         catalogs = await self.catalogs()
-        target = resolve_model(requested, catalogs, self.config.aliases)
+        listed = None
+        if len(self.nodes) == 1 and not self.config.aliases:
+            listed = [m.id for m in catalogs[self.primary.id]]
+        target = resolve_model(requested, catalogs, self.config.aliases, listed)
         node = self._by_id.get(target.backend_id)
         if node is None:  # cannot happen: the file's aliases are checked at start-up
             raise ProxyError("model_not_found", f"No backend {target.backend_id!r}.")
