@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from copilot_cli_proxy.runtime.workdir import default_temp_base
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -163,7 +164,7 @@ class Settings:
     def temp_base(self) -> Path:
         if self.temp_dir_base:
             return Path(self.temp_dir_base)
-        return Path(tempfile.gettempdir()) / "copilot-cli-proxy"
+        return default_temp_base()
 
     @property
     def request_timeout_s(self) -> float:
