@@ -14,8 +14,8 @@ from copilot_cli_proxy.backends.claude_cli import (
     build_claude_argv,
     initialize_request_line,
     parse_initialize_models,
-    usage_from_result,
 )
+from copilot_cli_proxy.backends.claude_output import usage_from_result
 from copilot_cli_proxy.backends.cli_backend import parse_json_line
 from copilot_cli_proxy.backends.prompt import CliPrompt
 from copilot_cli_proxy.errors import ProxyError
