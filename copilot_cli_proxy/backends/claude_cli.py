@@ -14,13 +14,21 @@ import json
 from pathlib import Path
 
 from copilot_cli_proxy.backends.base import ModelInfo
+from copilot_cli_proxy.backends.claude_guard import (
+    GUARD_ENV,
+    GUARD_FLAGS,
+    neutralise_prompt,
+    settings_argv,
+)
 from copilot_cli_proxy.backends.claude_output import ClaudeOutputParser
 from copilot_cli_proxy.backends.cli_backend import (
     CliBackend,
     Invocation,
+    cli_env,
     parse_json_line,
 )
 from copilot_cli_proxy.backends.prompt import CliPrompt
+from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.protocol.requests import ChatRequest
 from copilot_cli_proxy.settings import Settings
 
@@ -53,12 +61,19 @@ def build_claude_argv(
         "--permission-mode=dontAsk",
         "--strict-mcp-config",
         "--no-session-persistence",
+        *GUARD_FLAGS,
+        *settings_argv(allowed_tools),
     ]
     if allowed_tools:
         argv.append(f"--allowedTools={tools}")
     if effort in EFFORTS:
         argv.append(f"--effort={effort}")
     return argv
+
+
+def claude_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The CLI's environment: ours without our secrets, plus the switches of claude_guard."""
+    return {**cli_env(base), **GUARD_ENV}
 
 
 def initialize_request_line() -> bytes:
@@ -113,7 +128,7 @@ class ClaudeCliBackend(CliBackend):
         self, workdir: Path, prompt: CliPrompt, model: str, request: ChatRequest, cli: str
     ) -> Invocation:
         system_file = workdir / SYSTEM_PROMPT_FILE
-        system_file.write_text(prompt.system, encoding="utf-8")
+        write_system_prompt(system_file, prompt.system)
         argv = build_claude_argv(
             cli,
             model=model,
@@ -121,7 +136,11 @@ class ClaudeCliBackend(CliBackend):
             allowed_tools=self.settings.allowed_tools,
             effort=request.reasoning_effort,
         )
-        return Invocation(argv=argv, stdin=prompt.prompt.encode("utf-8"), redacted_argv=argv)
+        stdin = neutralise_prompt(prompt.prompt).encode("utf-8")
+        return Invocation(argv=argv, stdin=stdin, redacted_argv=argv)
+
+    def child_env(self) -> dict[str, str]:
+        return claude_env()
 
     def new_parser(self) -> ClaudeOutputParser:
         return ClaudeOutputParser()
@@ -139,3 +158,14 @@ class ClaudeCliBackend(CliBackend):
         if not models:
             raise ValueError("the claude CLI's initialize reply listed no models")
         return models
+
+
+def write_system_prompt(path: Path, text: str) -> None:
+    """The system text for ``--system-prompt-file``; a server-side failure is a clear 503."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ProxyError(
+            "cli_start_failed",
+            f"The server could not write the request's system prompt file: {exc.strerror or exc}.",
+        ) from exc

@@ -34,8 +34,11 @@ from copilot_cli_proxy.backends.claude_cli import (
     SYSTEM_PROMPT_FILE,
     ClaudeCliBackend,
     build_claude_argv,
+    claude_env,
+    write_system_prompt,
 )
-from copilot_cli_proxy.backends.cli_backend import cli_env, read_events
+from copilot_cli_proxy.backends.claude_guard import neutralise_prompt
+from copilot_cli_proxy.backends.cli_backend import read_events
 from copilot_cli_proxy.backends.prompt import build_cli_prompt
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.protocol.requests import ChatRequest
@@ -101,8 +104,8 @@ class WarmClaude:
             workdir = root / "work"
             workdir.mkdir()
             system_file = workdir / SYSTEM_PROMPT_FILE
-            system_file.write_text(key.system, encoding="utf-8")
-            env = cli_env()
+            write_system_prompt(system_file, key.system)
+            env = claude_env()
             config = root / "config"
             make_config_dir(config, operator_config_dir(env))
             env["CLAUDE_CONFIG_DIR"] = str(config)
@@ -203,7 +206,8 @@ class ClaudeWarmBackend(ClaudeCliBackend):
             process.run.pid,
         )
         try:
-            if not await process.run.write_stdin(user_message_line(prompt.prompt), close=True):
+            line = user_message_line(neutralise_prompt(prompt.prompt))
+            if not await process.run.write_stdin(line, close=True):
                 logger.debug("the claude process closed its stdin before the prompt")
             parser = self.new_parser()
             async with aclosing(

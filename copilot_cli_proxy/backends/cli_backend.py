@@ -166,6 +166,10 @@ class CliBackend(ABC):
     @abstractmethod
     async def _discover_models(self) -> list[ModelInfo]: ...
 
+    def child_env(self) -> dict[str, str]:
+        """The environment a CLI process of this backend gets."""
+        return cli_env()
+
     def check_request(self, request: ChatRequest) -> None:  # noqa: B027 - optional hook
         """Cheap checks before a slot is taken (e.g. argument size limits)."""
 
@@ -189,7 +193,7 @@ class CliBackend(ABC):
         base = self.settings.temp_base
         ensure_base(base)
         _, stdout, _ = await capture_cli(
-            [cli, *args], cwd=base, env=cli_env(), limit_s=limit_s, stdin_data=stdin
+            [cli, *args], cwd=base, env=self.child_env(), limit_s=limit_s, stdin_data=stdin
         )
         return stdout
 
@@ -214,7 +218,7 @@ class CliBackend(ABC):
             parser = self.new_parser()
             async with (
                 run_cli(
-                    invocation.argv, cwd=workdir, env=cli_env(), stdin_data=invocation.stdin
+                    invocation.argv, cwd=workdir, env=self.child_env(), stdin_data=invocation.stdin
                 ) as run,
                 aclosing(read_events(run, parser, record, workdir)) as events,
             ):
