@@ -11,7 +11,9 @@ otherwise swallow whatever follows them.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 from copilot_cli_proxy.backends.base import ModelInfo
 from copilot_cli_proxy.backends.claude_guard import (
@@ -36,6 +38,11 @@ SYSTEM_PROMPT_FILE = "system-prompt.md"
 DISCOVERY_TIMEOUT_S = 60.0
 EFFORTS = ("low", "medium", "high", "xhigh", "max")
 INITIALIZE_REQUEST_ID = "models_1"
+
+# A model's full name, as `--model` takes it ("claude-sonnet-4-5", "claude-opus-4-8[1m]"):
+# the CLI passes it to the API as it is, and an unknown one comes back as model_not_found.
+FULL_MODEL_ID = re.compile(r"claude-[a-z0-9]+(?:[.-][a-z0-9]+)*(?:\[1m\])?")
+ONE_MILLION_SUFFIX = "[1m]"
 
 
 def build_claude_argv(
@@ -76,6 +83,10 @@ def claude_env(base: dict[str, str] | None = None) -> dict[str, str]:
     return {**cli_env(base), **GUARD_ENV}
 
 
+def accepts_full_model_id(model: str) -> bool:
+    return FULL_MODEL_ID.fullmatch(model) is not None
+
+
 def initialize_request_line() -> bytes:
     request = {
         "type": "control_request",
@@ -85,8 +96,7 @@ def initialize_request_line() -> bytes:
     return json.dumps(request).encode() + b"\n"
 
 
-def parse_initialize_models(stdout: str) -> list[ModelInfo]:
-    """Models from the ``initialize`` control_response: ``response.response.models[]``."""
+def _initialize_models(stdout: str) -> list[dict[str, Any]]:
     for line in stdout.splitlines():
         obj = parse_json_line(line.encode("utf-8"))
         if not obj or obj.get("type") != "control_response":
@@ -96,25 +106,31 @@ def parse_initialize_models(stdout: str) -> list[ModelInfo]:
             continue
         inner = response.get("response")
         models = inner.get("models") if isinstance(inner, dict) else None
-        if not isinstance(models, list):
-            continue
-        found: list[ModelInfo] = []
-        for entry in models:
-            if not isinstance(entry, dict) or not isinstance(entry.get("value"), str):
-                continue
-            resolved = entry.get("resolvedModel")
-            found.append(
-                ModelInfo(
-                    id=entry["value"],
-                    owned_by="anthropic",
-                    display_name=entry.get("displayName")
-                    if isinstance(entry.get("displayName"), str)
-                    else None,
-                    aliases=(resolved,) if isinstance(resolved, str) else (),
-                )
-            )
-        return found
+        if isinstance(models, list):
+            return [m for m in models if isinstance(m, dict) and isinstance(m.get("value"), str)]
     return []
+
+
+def _names_of(resolved: str) -> tuple[str, ...]:
+    """A resolved model and its plain name: "claude-opus-4-8[1m]" also runs as "claude-opus-4-8"."""
+    plain = resolved.removesuffix(ONE_MILLION_SUFFIX)
+    return (resolved, plain) if plain != resolved else (resolved,)
+
+
+def parse_initialize_models(stdout: str) -> list[ModelInfo]:
+    """Models from the ``initialize`` control_response (``response.response.models[]``):
+    each alias the CLI offers (its resolved full name accepted too), then each full name."""
+    aliases: list[ModelInfo] = []
+    full: dict[str, ModelInfo] = {}
+    for entry in _initialize_models(stdout):
+        shown = entry.get("displayName")
+        display = shown if isinstance(shown, str) else None
+        resolved = entry.get("resolvedModel")
+        names = _names_of(resolved) if isinstance(resolved, str) and resolved else ()
+        aliases.append(ModelInfo(entry["value"], "anthropic", display, names))
+        if names and (names[0] not in full or entry["value"] != "default"):
+            full[names[0]] = ModelInfo(names[0], "anthropic", display, names[1:])
+    return aliases + [m for m in full.values() if m.id not in {a.id for a in aliases}]
 
 
 class ClaudeCliBackend(CliBackend):
@@ -123,6 +139,7 @@ class ClaudeCliBackend(CliBackend):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings, settings.claude_cli_path)
+        self.catalog.accepts = accepts_full_model_id
 
     def prepare(
         self, workdir: Path, prompt: CliPrompt, model: str, request: ChatRequest, cli: str

@@ -653,15 +653,20 @@ def real_initialize_line() -> str:
     return json.dumps(raw, ensure_ascii=False)
 
 
+OPUS = ("claude-opus-4-8[1m]", "claude-opus-4-8")
 EXPECTED_MODELS = [
-    ModelInfo("default", "anthropic", "Default (recommended)", ("claude-opus-4-8[1m]",)),
-    ModelInfo("opus[1m]", "anthropic", "Opus", ("claude-opus-4-8[1m]",)),
+    ModelInfo("default", "anthropic", "Default (recommended)", OPUS),
+    ModelInfo("opus[1m]", "anthropic", "Opus", OPUS),
     ModelInfo("sonnet", "anthropic", "Sonnet", ("claude-sonnet-5",)),
     ModelInfo("haiku", "anthropic", "Haiku", ("claude-haiku-4-5-20251001",)),
+    # then each resolved full name once, as a model of its own
+    ModelInfo("claude-opus-4-8[1m]", "anthropic", "Opus", ("claude-opus-4-8",)),
+    ModelInfo("claude-sonnet-5", "anthropic", "Sonnet"),
+    ModelInfo("claude-haiku-4-5-20251001", "anthropic", "Haiku"),
 ]
 
 
-def test_initialize_reply_gives_the_four_models_with_aliases() -> None:
+def test_initialize_reply_gives_the_four_aliases_then_their_full_names() -> None:
     assert parse_initialize_models(real_initialize_line()) == EXPECTED_MODELS
 
 
@@ -725,3 +730,38 @@ def test_initialize_request_is_one_json_line() -> None:
     assert obj["type"] == "control_request"
     assert obj["request_id"] == INITIALIZE_REQUEST_ID
     assert obj["request"]["subtype"] == "initialize"
+
+
+def discovered_backend() -> ClaudeCliBackend:
+    backend = ClaudeCliBackend(Settings(service="claude", claude_cli_path="/nonexistent/claude"))
+
+    async def discover() -> list[ModelInfo]:
+        return parse_initialize_models(real_initialize_line())
+
+    backend.catalog._discover = discover
+    return backend
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "sonnet",
+        "opus[1m]",
+        "claude-sonnet-5",  # a resolved name from the initialize reply
+        "claude-opus-4-8",  # the same without the 1M context
+        "claude-sonnet-4-5",  # a full name the CLI takes without listing it
+        "claude-3-5-haiku-20241022",
+        "claude-opus-4-8[1m]",
+    ],
+)
+async def test_aliases_and_full_model_names_are_accepted(model: str) -> None:
+    assert await discovered_backend().catalog.resolve(model) == model
+
+
+@pytest.mark.parametrize(
+    "model", ["gpt-4o", "claude", "claude-", "claude-x/../y", "claude-x --tools=Bash", "Claude-X"]
+)
+async def test_other_names_are_model_not_found(model: str) -> None:
+    with pytest.raises(ProxyError) as caught:
+        await discovered_backend().catalog.resolve(model)
+    assert caught.value.code == "model_not_found" and caught.value.param == "model"
