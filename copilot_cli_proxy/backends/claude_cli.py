@@ -15,6 +15,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+import anyio
+from anyio.abc import TaskGroup
+from loguru import logger
+
 from copilot_cli_proxy.backends.base import ModelInfo
 from copilot_cli_proxy.backends.claude_guard import (
     GUARD_ENV,
@@ -38,6 +42,12 @@ SYSTEM_PROMPT_FILE = "system-prompt.md"
 DISCOVERY_TIMEOUT_S = 60.0
 EFFORTS = ("low", "medium", "high", "xhigh", "max")
 INITIALIZE_REQUEST_ID = "models_1"
+LOGIN_CHECK_INTERVAL_S = 300.0
+LOGIN_CHECK_TIMEOUT_S = 30.0
+NOT_LOGGED_IN_PROBLEM = (
+    "the claude CLI is not logged in: run `copilot-cli-proxy login claude` (or `claude auth "
+    "login`) as the user that runs the server"
+)
 
 # A model's full name, as `--model` takes it ("claude-sonnet-4-5", "claude-opus-4-8[1m]"):
 # the CLI passes it to the API as it is, and an unknown one comes back as model_not_found.
@@ -133,6 +143,21 @@ def parse_initialize_models(stdout: str) -> list[ModelInfo]:
     return aliases + [m for m in full.values() if m.id not in {a.id for a in aliases}]
 
 
+def describe(exc: BaseException) -> str:
+    """An exception for /health and the log: ours by its message, others by type and text."""
+    return exc.message if isinstance(exc, ProxyError) else f"{type(exc).__name__}: {exc}"
+
+
+def parse_auth_status(stdout: str) -> bool | None:
+    """``claude auth status`` (JSON, exit code 1 when logged out): loggedIn, or None."""
+    try:
+        status = json.loads(stdout)
+    except ValueError:
+        return None
+    logged_in = status.get("loggedIn") if isinstance(status, dict) else None
+    return logged_in if isinstance(logged_in, bool) else None
+
+
 class ClaudeCliBackend(CliBackend):
     name = "claude"
     executable = "claude"
@@ -140,6 +165,61 @@ class ClaudeCliBackend(CliBackend):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings, settings.claude_cli_path)
         self.catalog.accepts = accepts_full_model_id
+        self.logged_in: bool | None = None
+        self._login_problem: str | None = None
+
+    async def start(self, tg: TaskGroup) -> None:
+        await super().start(tg)
+        if self.cli_path is not None:
+            tg.start_soon(self._watch_login)
+
+    async def warm_up(self) -> None:
+        await super().warm_up()
+        # After discovery, not beside it: both write ~/.claude.json, and parallel
+        # writers corrupt it.
+        if self.cli_path is not None:
+            await self.check_login()
+
+    def health(self) -> dict[str, Any]:
+        status = super().health()
+        status["logged_in"] = self.logged_in
+        status["problems"] = self.problems()
+        return status
+
+    def problems(self) -> list[str]:
+        """What keeps requests from being answered now, for /health."""
+        if self.logged_in is False:
+            return [NOT_LOGGED_IN_PROBLEM]
+        return [self._login_problem] if self._login_problem else []
+
+    async def check_login(self) -> bool | None:
+        """Ask ``claude auth status``; never raises (a failure makes the state unknown)."""
+        try:
+            stdout = await self.run_text("auth", "status", limit_s=LOGIN_CHECK_TIMEOUT_S)
+        except Exception as exc:  # a probe must never end the server's task group
+            self._login_problem = (
+                f"could not ask the claude CLI for its login state: {describe(exc)}"
+            )
+            self.logged_in = None
+            return None
+        self.logged_in = parse_auth_status(stdout)
+        if self.logged_in is False:
+            logger.warning("{}", NOT_LOGGED_IN_PROBLEM)
+        if self.logged_in is None:
+            shown = stdout.strip()[:200] or "no output"
+            self._login_problem = f"`claude auth status` gave no login state: {shown}"
+        else:
+            self._login_problem = None
+        return self.logged_in
+
+    async def _watch_login(self) -> None:
+        """The login state, off the request path: after warm-up, then every few minutes."""
+        while True:
+            await anyio.sleep(LOGIN_CHECK_INTERVAL_S)
+            await self.check_login()
+
+    def child_env(self) -> dict[str, str]:
+        return claude_env()
 
     def prepare(
         self, workdir: Path, prompt: CliPrompt, model: str, request: ChatRequest, cli: str
@@ -155,9 +235,6 @@ class ClaudeCliBackend(CliBackend):
         )
         stdin = neutralise_prompt(prompt.prompt).encode("utf-8")
         return Invocation(argv=argv, stdin=stdin, redacted_argv=argv)
-
-    def child_env(self) -> dict[str, str]:
-        return claude_env()
 
     def new_parser(self) -> ClaudeOutputParser:
         return ClaudeOutputParser()
