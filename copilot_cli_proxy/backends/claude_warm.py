@@ -246,9 +246,13 @@ class ClaudeWarmBackend(ClaudeCliBackend):
         prompt = build_cli_prompt(request.messages)
         effort = request.reasoning_effort if request.reasoning_effort in EFFORTS else None
         key = WarmKey(model, prompt.system, effort)
-        process, warm = await self._acquire(key)
         try:
-            self._prepare(key)  # the next request with this key finds a warm process again
+            process, warm = await self._acquire(key)
+        finally:
+            # The next request with this key finds a warm process again; if this start
+            # failed, the background one retries until it works (and /health says why).
+            self._prepare(key)
+        try:
             record.workdir = str(process.workdir)
             record.argv = process.argv
             logger.debug(

@@ -45,7 +45,7 @@ class World:
         self.most_open = 0
         original = WarmClaude.spawn
         original_close = WarmClaude.aclose
-        closed: set[int] = set()
+        closed: list[WarmClaude] = []  # the objects themselves: an id() can be reused
 
         async def counted_spawn(*args: Any) -> WarmClaude:
             if self.spawn_error is not None:
@@ -56,8 +56,8 @@ class World:
             return process
 
         async def counted_close(process: WarmClaude) -> None:
-            if id(process) not in closed:
-                closed.add(id(process))
+            if not any(seen is process for seen in closed):
+                closed.append(process)
                 self.open_now -= 1
             await original_close(process)
 
@@ -160,9 +160,15 @@ async def test_a_broken_temp_dir_gives_503_then_heals(world: World) -> None:
         assert caught.value.status == 503 and "TEMP_DIR_BASE" in caught.value.message
         assert not world.live_pids(), "a failed start leaves no process"
 
+        with pytest.raises(ProxyError):
+            await ask(backend, "a key whose first start fails")
+
         world.base.unlink()
-        await until(lambda: backend.health()["warm_processes"] == 1)
+        # the failed request's key is the one kept warm now, and its start is retried
+        failed_key = WarmKey("sonnet", "a key whose first start fails", None)
+        await until(lambda: backend._pool.has(failed_key))
         assert not any("warm process" in p for p in backend.problems())
+        assert await ask(backend, "a key whose first start fails") == "pong"
         assert await ask(backend, "") == "pong"
         assert await ask(backend, "another system prompt") == "pong"
         await until(lambda: len(world.live_pids()) == backend.health()["warm_processes"])
