@@ -15,7 +15,9 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.harness import wait_until
+from copilot_cli_proxy.backends.claude_cli import ClaudeCliBackend
+from copilot_cli_proxy.settings import Settings
+from tests.e2e.harness import require_real_cli, wait_until
 from tests.e2e.realclaude import (
     RUNNERS,
     Stage,
@@ -199,3 +201,27 @@ def test_warm_runner_survives_a_broken_temp_dir_and_heals(tmp_path: Path) -> Non
         result = client.chat.completions.create(model="sonnet", messages=messages)  # type: ignore[arg-type]
         assert result.choices[0].message.content == warm.api.default_text
         warm.assert_settled()
+
+
+async def test_login_state_of_a_fresh_home_is_not_logged_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "CLAUDE_CONFIG_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    backend = ClaudeCliBackend(
+        Settings(
+            service="claude",
+            claude_cli_path=require_real_cli("claude"),
+            temp_dir_base=str(tmp_path / "t"),
+        )
+    )
+    assert await backend.check_login() is False
+    health = backend.health()
+    assert health["logged_in"] is False
+    assert any("copilot-cli-proxy login claude" in p for p in health["problems"])
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "a-key")
+    assert await backend.check_login() is True
+    assert backend.health()["problems"] == []
