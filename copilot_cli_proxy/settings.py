@@ -130,7 +130,7 @@ class Settings:
     copilot_cli_path: str = ""  # empty: `copilot` on PATH, else the project's node_modules
     claude_cli_path: str = ""
     request_timeout: int = 300_000  # ms
-    temp_dir_base: str = ""  # empty: <system temp>/copilot-cli-proxy
+    temp_dir_base: str = ""  # empty: ${XDG_CACHE_HOME:-~/.cache}/copilot-cli-proxy/requests
     max_concurrent: int = 4
     max_queue: int = 32
     queue_timeout: int = 30_000  # ms
