@@ -5,7 +5,8 @@ The prompt goes on stdin (claude reads stdin to EOF when no positional prompt is
 given), so it is never argv and has no size limit. System text goes to a file in
 the request dir passed with ``--system-prompt-file``. Every option uses the
 ``--flag=value`` form: claude's variadic options (``--tools <tools...>``) would
-otherwise swallow whatever follows them.
+otherwise swallow whatever follows them. What the CLI would add on its own (files named
+with ``@``, slash commands, CLAUDE.md, hooks) is turned off: see claude_guard.
 """
 
 from __future__ import annotations

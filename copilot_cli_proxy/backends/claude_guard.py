@@ -45,10 +45,9 @@ WORD_JOINER = "\u2060"
 
 
 def settings_argv(allowed_tools: tuple[str, ...]) -> list[str]:
-    """``--settings`` that deny every file read, unless the operator allowed a Read tool."""
-    if any(tool.split("(", 1)[0].strip() == "Read" for tool in allowed_tools):
-        return []
-    return [f"--settings={DENY_ALL_READS}"]
+    """``--settings`` that deny every file read, when the operator allowed no tool: a Read
+    deny rule also binds Grep, Glob and the like, which an operator may have allowed."""
+    return [] if allowed_tools else [f"--settings={DENY_ALL_READS}"]
 
 
 def _may_open_mention(previous: str) -> bool:
