@@ -153,6 +153,11 @@ def stage(tmp: Path, runner: str, **extra: str) -> Iterator[Stage]:
         finally:
             server.stop()
     finally:
+        # A model answer still held back (delay_s) must not hold up the stop: the CLI
+        # that asked for it is gone.
+        server_of_api = getattr(api, "_server", None)
+        if server_of_api is not None:
+            server_of_api.force_exit = True
         api.stop()
 
 
