@@ -34,6 +34,7 @@ class WarmPool(Generic[K, P]):
         self.live = 0
         self._idle: OrderedDict[K, P] = OrderedDict()
         self._changed = anyio.Condition()
+        self._closed = False  # stopping: nothing is kept any more
 
     @property
     def idle(self) -> int:
@@ -53,6 +54,8 @@ class WarmPool(Generic[K, P]):
         request): make room by closing idle processes, or wait until one is gone.
         """
         async with self._changed:
+            if self._closed and not evict:
+                return False
             while self.live >= self.cap:
                 if not evict:
                     return False
@@ -80,6 +83,9 @@ class WarmPool(Generic[K, P]):
 
     async def put(self, key: K, process: P) -> None:
         """A started process now waits for ``key``; only the ``keep`` newest stay."""
+        if self._closed:  # started while the server stops
+            await self.close(process)
+            return
         evicted: list[P] = []
         # Shielded: cancelled here, the process would be in neither the pool nor closed.
         with anyio.CancelScope(shield=True):
@@ -94,7 +100,9 @@ class WarmPool(Generic[K, P]):
         for old in evicted:
             await self.close(old)
 
-    async def close_idle(self) -> None:
+    async def close_all(self) -> None:
+        """Close the idle processes and every one that finishes starting from now on."""
+        self._closed = True
         while self._idle:
             _, process = self._idle.popitem()
             await self.close(process)

@@ -165,7 +165,7 @@ class ClaudeWarmBackend(ClaudeCliBackend):
 
     async def stop(self) -> None:
         self._wanted.clear()
-        await self._pool.close_idle()
+        await self._pool.close_all()
 
     def health(self) -> dict[str, Any]:
         status = super().health()

@@ -116,6 +116,16 @@ async def test_live_processes_never_exceed_the_cap_under_any_interleaving() -> N
             tg.start_soon(request, key)
             tg.start_soon(background, key if i % 2 else f"unique-{i}")
             await anyio.sleep(0)
-    await pool.close_idle()
+    await pool.close_all()
     assert Proc.most_open <= cap
     assert Proc.open_now == 0 and pool.live == 0
+
+
+async def test_a_process_that_finishes_starting_after_stop_is_closed() -> None:
+    pool: WarmPool[str, Proc] = WarmPool(cap=2, keep=2)
+    assert await pool.reserve(evict=False)  # a background start under way
+    await pool.close_all()  # the server stops meanwhile
+    late = Proc()
+    await pool.put("a", late)
+    assert late.closed and pool.live == 0 and not pool.has("a")
+    assert not await pool.reserve(evict=False), "no new background start"
