@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from copilot_cli_proxy.runtime.workdir import default_temp_base
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -145,7 +146,7 @@ class Settings:
     copilot_cli_path: str = ""  # empty: `copilot` on PATH, else the project's node_modules
     claude_cli_path: str = ""
     request_timeout: int = 300_000  # ms
-    temp_dir_base: str = ""  # empty: <system temp>/copilot-cli-proxy
+    temp_dir_base: str = ""  # empty: ${XDG_CACHE_HOME:-~/.cache}/copilot-cli-proxy/requests
     max_concurrent: int = 4
     max_queue: int = 32
     queue_timeout: int = 30_000  # ms
@@ -188,7 +189,7 @@ class Settings:
     def temp_base(self) -> Path:
         if self.temp_dir_base:
             return Path(self.temp_dir_base)
-        return Path(tempfile.gettempdir()) / "copilot-cli-proxy"
+        return default_temp_base()
 
     @property
     def request_timeout_s(self) -> float:

@@ -222,7 +222,13 @@ class CliBackend(ABC):
         """Run the CLI with ``args`` to completion and return its stdout."""
         cli = self.require_cli()
         base = self.settings.temp_base
-        ensure_base(base)
+        try:
+            ensure_base(base)
+        except OSError as exc:
+            raise ProxyError(
+                "cli_start_failed",
+                f"The server cannot use TEMP_DIR_BASE {base}: {exc.strerror or exc}.",
+            ) from exc
         _, stdout, _ = await capture_cli(
             [cli, *args], cwd=base, env=self.child_env(), limit_s=limit_s, stdin_data=stdin
         )
