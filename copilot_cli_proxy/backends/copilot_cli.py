@@ -3,46 +3,71 @@
 Copilot takes its prompt only as an option value, so the prompt is argv: always in
 the ``--prompt=<text>`` form, so that a prompt starting with ``-`` stays data.
 Linux limits one argv string to 128 KiB; larger conversations get a clear 413.
-System text goes to AGENTS.md in the request dir, which copilot loads as
-instructions. Token counts come from ``--usage-output-file`` (the JSON event
-stream carries output tokens only).
+System text goes to AGENTS.md in the request's working directory, which copilot
+loads as instructions; that directory is its own git root and the run has a private
+copilot home, so no other instruction file is read and no conversation is kept
+(``copilot_isolation.py``). Token counts come from ``--usage-output-file`` (the JSON
+event stream carries output tokens only).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
-from copilot_cli_proxy.backends.base import BackendEvent, Finish, ModelInfo, TextDelta, Usage
+import anyio
+from loguru import logger
+
+from copilot_cli_proxy.backends.base import (
+    BackendEvent,
+    Finish,
+    ModelInfo,
+    RunRecord,
+    TextDelta,
+    Usage,
+)
 from copilot_cli_proxy.backends.cli_backend import CliBackend, Invocation, OutputParser
+from copilot_cli_proxy.backends.copilot_auth import (
+    LOGIN_HINT,
+    byok_enabled,
+    byok_model,
+    is_auth_failure,
+    login_problem,
+    stored_login_state,
+)
+from copilot_cli_proxy.backends.copilot_isolation import (
+    isolated_env,
+    make_private_home,
+    mark_git_root,
+    operator_copilot_home,
+)
 from copilot_cli_proxy.backends.models import owned_by
 from copilot_cli_proxy.backends.prompt import CliPrompt, build_cli_prompt
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.protocol.requests import ChatRequest
+from copilot_cli_proxy.runtime.process import capture_cli
+from copilot_cli_proxy.runtime.workdir import request_workdir
 from copilot_cli_proxy.settings import Settings
 
 MAX_ARG_BYTES = 131072  # Linux MAX_ARG_STRLEN, including the terminating NUL
 PROMPT_FLAG = "--prompt="
 USAGE_FILE = "usage.json"
 INSTRUCTIONS_FILE = "AGENTS.md"
+WORK_DIR = "work"  # the CLI's working directory, inside the request dir
+HOME_DIR = "home"  # the run's private copilot home, inside the request dir
 DISCOVERY_TIMEOUT_S = 60.0
+LOGIN_CHECK_INTERVAL_S = 300.0
 
-# Tools off: deny rules win over every allow rule, even --allow-all-tools.
+# Tools off. `--available-tools` naming no real tool leaves the model none (an empty
+# `--available-tools=` does nothing: 17 tools, `session_store_sql` among them); the
+# deny rules are a second layer (they win over every allow rule, even --allow-all-tools).
+NO_TOOL = "copilot-cli-proxy-offers-no-tools"
 DENY_ALL_TOOLS = ("--deny-tool=shell", "--deny-tool=write", "--deny-tool=url")
-
-LOGIN_HINT = (
-    "The copilot CLI on the server is not logged in. The operator must log it in once: "
-    "run `copilot-cli-proxy login copilot` (or `copilot login`) as the user that runs the "
-    "server, or set COPILOT_GITHUB_TOKEN (or GH_TOKEN) in the server's environment to a "
-    "token with Copilot access."
-)
-AUTH_ERROR_MARKERS = (
-    "No authentication information found",
-    "No GitHub OAuth token",
-    "Not authenticated",
-)
 
 
 def build_copilot_argv(
@@ -72,6 +97,7 @@ def build_copilot_argv(
         argv += [f"--available-tools={tool}" for tool in allowed_tools]
         argv += [f"--allow-tool={tool}" for tool in allowed_tools]
     else:
+        argv.append(f"--available-tools={NO_TOOL}")
         argv += DENY_ALL_TOOLS
     if reasoning_effort:
         argv.append(f"--reasoning-effort={reasoning_effort}")
@@ -117,10 +143,6 @@ def usage_from_metrics(metrics: dict[str, Any]) -> Usage | None:
     )
 
 
-def _is_auth_failure(text: str) -> bool:
-    return any(marker in text for marker in AUTH_ERROR_MARKERS)
-
-
 def _first_lines(text: str, count: int = 3) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return " ".join(lines[:count])
@@ -129,7 +151,9 @@ def _first_lines(text: str, count: int = 3) -> str:
 class CopilotOutputParser(OutputParser):
     """``--output-format json``: session events, then one ``result`` line."""
 
-    def __init__(self) -> None:
+    def __init__(self, login_error: str = LOGIN_HINT) -> None:
+        # What a not-logged-in failure tells the client (the same in both runners).
+        self._login_error = login_error
         self._streamed_messages: set[str] = set()
         self._output_tokens: int | None = None
         self._result: dict[str, Any] | None = None
@@ -157,8 +181,8 @@ class CopilotOutputParser(OutputParser):
             return []
         if kind == "session.error":
             message = str(data.get("message") or "unknown error")
-            if _is_auth_failure(message):
-                raise ProxyError("cli_not_logged_in", LOGIN_HINT)
+            if is_auth_failure(message):
+                raise ProxyError("cli_not_logged_in", self._login_error)
             raise ProxyError("cli_failed", f"The copilot CLI reported an error: {message}")
         if kind == "assistant.usage":
             for key in ("inputTokens", "outputTokens", "cacheReadTokens", "reasoningTokens"):
@@ -186,8 +210,8 @@ class CopilotOutputParser(OutputParser):
         )
 
     def finish(self, exit_code: int, stderr: str, workdir: Path) -> list[BackendEvent]:
-        if _is_auth_failure(stderr):
-            raise ProxyError("cli_not_logged_in", LOGIN_HINT)
+        if is_auth_failure(stderr):
+            raise ProxyError("cli_not_logged_in", self._login_error)
         result_code = self._result.get("exitCode") if self._result else None
         if exit_code != 0 or (isinstance(result_code, int) and result_code != 0):
             detail = _first_lines(stderr) or f"exit code {exit_code}"
@@ -262,6 +286,67 @@ class CopilotCliBackend(CliBackend):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings, settings.copilot_cli_path)
+        # Whether copilot has a login: a guess from env and files, then what runs showed.
+        self.logged_in: bool | None = True if byok_enabled(os.environ) else None
+        # The last failure of background work, until that work succeeds again.
+        self.background_error: str | None = None
+
+    # -- background work: never raises, so it can never end the server's task group ----
+
+    async def warm_up(self) -> None:
+        """Version probe and model discovery, then the periodic checks, until stopped."""
+        try:
+            await super().warm_up()
+        except Exception as exc:
+            self._background_failed("the start-up checks", exc)
+        await self.supervise()
+
+    async def supervise(self) -> None:
+        """One-shot: refresh the login guess every few minutes (no CLI run: cheap)."""
+        while True:
+            try:
+                self._guess_login()
+            except Exception as exc:
+                self._background_failed("the login check", exc)
+            await anyio.sleep(LOGIN_CHECK_INTERVAL_S)
+
+    def _background_failed(self, what: str, exc: BaseException) -> None:
+        detail = str(exc) or type(exc).__name__
+        self.background_error = f"{what} failed: {detail}"
+        logger.opt(exception=exc).warning("copilot: {} failed; retrying later", what)
+
+    def _guess_login(self) -> None:
+        guess = stored_login_state(os.environ, operator_copilot_home())
+        if guess is not None or self.logged_in is None:
+            self.logged_in = guess
+
+    def note_login(self, logged_in: bool) -> None:
+        """What a real run showed, which beats any guess."""
+        if self.logged_in is not logged_in:
+            logger.info("copilot login state: {}", "logged in" if logged_in else "not logged in")
+        self.logged_in = logged_in
+
+    def health(self) -> dict[str, Any]:
+        status = super().health()
+        status["logged_in"] = self.logged_in
+        status["problems"] = self.problems()
+        return status
+
+    def problems(self) -> list[str]:
+        """What keeps requests from being answered, each with what the operator can do."""
+        found: list[str] = []
+        if self.cli_path is None:
+            try:
+                self.require_cli()
+            except ProxyError as exc:
+                found.append(exc.message)
+        if self.logged_in is False:
+            found.append(login_problem(os.environ))
+        if self.background_error:
+            found.append(self.background_error)
+        return found
+
+    # -- one run ------------------------------------------------------------------------
 
     def check_request(self, request: ChatRequest) -> None:
         check_prompt_arg(build_cli_prompt(request.messages).prompt)
@@ -270,8 +355,12 @@ class CopilotCliBackend(CliBackend):
         self, workdir: Path, prompt: CliPrompt, model: str, request: ChatRequest, cli: str
     ) -> Invocation:
         check_prompt_arg(prompt.prompt)
+        work = workdir / WORK_DIR
+        work.mkdir()
+        mark_git_root(work)
+        home = make_private_home(workdir / HOME_DIR, operator_copilot_home())
         if prompt.system:
-            (workdir / INSTRUCTIONS_FILE).write_text(prompt.system, encoding="utf-8")
+            (work / INSTRUCTIONS_FILE).write_text(prompt.system, encoding="utf-8")
         argv = build_copilot_argv(
             cli,
             prompt=prompt.prompt,
@@ -280,10 +369,41 @@ class CopilotCliBackend(CliBackend):
             allowed_tools=self.settings.allowed_tools,
             reasoning_effort=request.reasoning_effort,
         )
-        return Invocation(argv=argv, stdin=None, redacted_argv=redact_argv(argv))
+        return Invocation(
+            argv=argv,
+            stdin=None,
+            redacted_argv=redact_argv(argv),
+            cwd=work,
+            env=isolated_env(home),
+        )
 
     def new_parser(self) -> CopilotOutputParser:
-        return CopilotOutputParser()
+        return CopilotOutputParser(login_problem(os.environ))
+
+    async def stream(
+        self, request: ChatRequest, record: RunRecord
+    ) -> AsyncGenerator[BackendEvent, None]:
+        try:
+            async with aclosing(super().stream(request, record)) as events:
+                async for event in events:
+                    yield event
+        except ProxyError as exc:
+            if exc.code == "cli_not_logged_in":
+                self.note_login(False)
+            raise
+        self.note_login(True)
+
+    async def run_text(
+        self, *args: str, stdin: bytes | None = None, limit_s: float = DISCOVERY_TIMEOUT_S
+    ) -> str:
+        """Run the CLI with ``args`` to completion, in a private home; return its stdout."""
+        cli = self.require_cli()
+        async with request_workdir(self.settings.temp_base) as workdir:
+            home = make_private_home(workdir / HOME_DIR, operator_copilot_home())
+            _, stdout, _ = await capture_cli(
+                [cli, *args], cwd=workdir, env=isolated_env(home), limit_s=limit_s, stdin_data=stdin
+            )
+        return stdout
 
     async def _discover_models(self) -> list[ModelInfo]:
         ids = parse_config_help_models(
@@ -295,4 +415,8 @@ class CopilotCliBackend(CliBackend):
             )
         if not ids:
             raise ValueError("found no model list in `copilot help config` or `copilot --help`")
+        # A BYOK operator's own model is served too (COPILOT_MODEL, as one-shot uses it).
+        own = byok_model(os.environ)
+        if own and own not in ids:
+            ids.append(own)
         return [ModelInfo(id=i, owned_by=owned_by(i, "github-copilot")) for i in ids]

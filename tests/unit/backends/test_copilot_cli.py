@@ -14,6 +14,7 @@ from copilot_cli_proxy.backends.cli_backend import parse_json_line
 from copilot_cli_proxy.backends.copilot_cli import (
     DENY_ALL_TOOLS,
     MAX_ARG_BYTES,
+    NO_TOOL,
     PROMPT_FLAG,
     USAGE_FILE,
     CopilotCliBackend,
@@ -106,12 +107,20 @@ def test_every_other_element_is_a_flag_with_its_value_attached(prompt: str) -> N
         assert "\n" not in arg
 
 
-def test_no_tools_allowed_denies_shell_write_and_url() -> None:
+def test_no_tools_allowed_names_no_real_tool_and_denies_shell_write_and_url() -> None:
+    """Regression: the deny rules alone left the real CLI's model 17 tools, among them
+    session_store_sql (every past conversation); an empty --available-tools= changes
+    nothing, a name that matches no tool leaves none (proven in
+    tests/e2e/test_real_copilot_security.py)."""
     argv = argv_for("hi")
     for deny in ("--deny-tool=shell", "--deny-tool=write", "--deny-tool=url"):
         assert deny in argv
     assert set(DENY_ALL_TOOLS) <= set(argv)
-    assert not any(a.startswith(("--allow-tool", "--available-tools")) for a in argv)
+    assert [a for a in argv if a.startswith("--available-tools")] == [
+        f"--available-tools={NO_TOOL}"
+    ]
+    assert NO_TOOL and "," not in NO_TOOL
+    assert not any(a.startswith("--allow-tool") for a in argv)
 
 
 def test_allowed_tools_are_listed_and_nothing_denied() -> None:
@@ -232,16 +241,49 @@ def test_check_request_refuses_a_nul_character_with_400() -> None:
     )
 
 
-def test_prepare_writes_the_system_text_to_agents_md(tmp_path: Path) -> None:
+def test_prepare_writes_the_system_text_to_agents_md(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "operator"))
     request = chat("hi")
     invocation = backend().prepare(
         tmp_path, CliPrompt(system="Be brief. 😀", prompt="hi"), "gpt-5-mini", request, "/c"
     )
-    assert (tmp_path / "AGENTS.md").read_text("utf-8") == "Be brief. 😀"
+    assert invocation.cwd == tmp_path / "work"
+    assert (tmp_path / "work" / "AGENTS.md").read_text("utf-8") == "Be brief. 😀"
     assert invocation.stdin is None
     assert PROMPT_FLAG + "hi" in invocation.argv
     assert f"--usage-output-file={tmp_path / USAGE_FILE}" in invocation.argv
     assert "--prompt=<2 chars>" in invocation.redacted_argv
+
+
+def test_prepare_isolates_the_run_from_the_operators_copilot_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: runs kept every conversation in ~/.copilot (session-state/ and
+    session-store.db) and read instructions from it and from every parent up to a git
+    root, and from COPILOT_CUSTOM_INSTRUCTIONS_DIRS."""
+    operator = tmp_path / "operator"
+    (operator / ".copilot").mkdir(parents=True)
+    (operator / ".copilot" / "config.json").write_text('{"loggedInUsers": [1]}')
+    monkeypatch.setenv("HOME", str(operator))
+    monkeypatch.delenv("COPILOT_HOME", raising=False)
+    monkeypatch.setenv("COPILOT_CUSTOM_INSTRUCTIONS_DIRS", str(tmp_path / "planted"))
+    monkeypatch.setenv("COPILOT_ALLOW_ALL", "true")
+    workdir = tmp_path / "req-1"
+    workdir.mkdir()
+    invocation = backend().prepare(
+        workdir, CliPrompt(system="", prompt="hi"), "gpt-5-mini", chat("hi"), "/c"
+    )
+    env = dict(invocation.env or {})
+    home = workdir / "home"
+    assert env["COPILOT_HOME"] == str(home)
+    assert "COPILOT_CUSTOM_INSTRUCTIONS_DIRS" not in env and "COPILOT_ALLOW_ALL" not in env
+    assert (home / "config.json").read_text() == '{"loggedInUsers": [1]}'
+    assert (home / "session-store.db").is_dir()
+    assert (workdir / "work" / ".git" / "HEAD").is_file()
+    assert not (workdir / "work" / "AGENTS.md").exists(), "no system text, no file"
+    assert sorted(p.name for p in (operator / ".copilot").iterdir()) == ["config.json"]
 
 
 # -- output parsing ---------------------------------------------------------------------------
