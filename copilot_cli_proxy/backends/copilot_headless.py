@@ -321,11 +321,18 @@ class CopilotHeadlessBackend(CopilotCliBackend):
         return await self._open(key)
 
     async def _close(self, session: OpenSession, *, abort: bool) -> None:
-        """Abort (an unfinished turn), delete the session, remove its dir. Shielded."""
+        """Abort (an unfinished turn), delete the session, remove its dir. Shielded.
+
+        When the server stops, the CLI is not asked: its reader is already cancelled (no
+        answer could arrive), and the process and its private home go anyway.
+        """
         with anyio.CancelScope(shield=True):
             session.events.close()
             try:
-                await session.process.close_session(session.session_id, abort=abort)
+                if self._stopping:
+                    session.process.forget_session(session.session_id)
+                else:
+                    await session.process.close_session(session.session_id, abort=abort)
             finally:
                 await remove_dir(session.workdir)
 

@@ -262,6 +262,12 @@ class HeadlessCopilot:
         self._sessions[session_id] = send
         return session_id, receive
 
+    def forget_session(self, session_id: str) -> None:
+        """Stop delivering a session's events, without asking the CLI for anything."""
+        stream = self._sessions.pop(session_id, None)
+        if stream is not None:
+            stream.close()
+
     async def close_session(self, session_id: str, *, abort: bool) -> None:
         """Abort (when the turn is unfinished) and delete; shielded, bounded in time."""
         stream = self._sessions.pop(session_id, None)
