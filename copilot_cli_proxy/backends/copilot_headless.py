@@ -38,13 +38,14 @@ from loguru import logger
 
 from copilot_cli_proxy.backends.base import BackendEvent, Finish, RunRecord
 from copilot_cli_proxy.backends.copilot_auth import byok_enabled, provider_from_env
-from copilot_cli_proxy.backends.copilot_cli import CopilotCliBackend, CopilotOutputParser
+from copilot_cli_proxy.backends.copilot_cli import CopilotCliBackend
 from copilot_cli_proxy.backends.copilot_isolation import (
     isolated_env,
     make_private_home,
     mark_git_root,
     operator_copilot_home,
 )
+from copilot_cli_proxy.backends.copilot_output import CopilotOutputParser
 from copilot_cli_proxy.backends.copilot_rpc import (
     APPROVAL,
     REFUSAL,

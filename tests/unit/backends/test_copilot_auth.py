@@ -17,7 +17,7 @@ from copilot_cli_proxy.backends.copilot_auth import (
     provider_from_env,
     stored_login_state,
 )
-from copilot_cli_proxy.backends.copilot_cli import CopilotOutputParser
+from copilot_cli_proxy.backends.copilot_output import CopilotOutputParser
 from copilot_cli_proxy.errors import ProxyError
 
 # What copilot 1.0.102 says with COPILOT_GITHUB_TOKEN=ghp_… (observed): one-shot on stderr,

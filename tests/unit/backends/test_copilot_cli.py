@@ -16,14 +16,16 @@ from copilot_cli_proxy.backends.copilot_cli import (
     MAX_ARG_BYTES,
     NO_TOOL,
     PROMPT_FLAG,
-    USAGE_FILE,
     CopilotCliBackend,
-    CopilotOutputParser,
     build_copilot_argv,
-    parse_config_help_models,
-    parse_help_choices_models,
     prompt_arg_fits,
     redact_argv,
+)
+from copilot_cli_proxy.backends.copilot_output import (
+    USAGE_FILE,
+    CopilotOutputParser,
+    parse_config_help_models,
+    parse_help_choices_models,
     usage_from_metrics,
 )
 from copilot_cli_proxy.backends.prompt import CliPrompt
