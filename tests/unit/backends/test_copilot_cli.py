@@ -628,3 +628,44 @@ def test_current_help_has_no_choices_and_no_config_block() -> None:
 def test_discovery_parsers_on_junk(text: str) -> None:
     assert parse_config_help_models(text) == []
     assert parse_help_choices_models(text) == []
+
+
+# -- login state and problems (health) --------------------------------------------------------
+
+
+def test_health_lists_a_missing_cli_as_a_problem() -> None:
+    health = backend().health()
+    assert health["problems"] and "not installed" in health["problems"][0]
+
+
+def test_byok_counts_as_logged_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COPILOT_PROVIDER_BASE_URL", "http://127.0.0.1:9")
+    assert backend().health()["logged_in"] is True
+
+
+def test_a_classic_token_shows_in_health_with_its_fix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("COPILOT_PROVIDER_BASE_URL", "GH_TOKEN", "GITHUB_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("COPILOT_GITHUB_TOKEN", "ghp_" + "a" * 36)
+    one_shot = backend()
+    assert one_shot.health()["logged_in"] is None  # not checked yet
+    one_shot._guess_login()
+    health = one_shot.health()
+    assert health["logged_in"] is False
+    assert any("classic personal access token" in p for p in health["problems"])
+
+
+def test_what_a_run_showed_beats_the_guess(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("COPILOT_PROVIDER_BASE_URL", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("COPILOT_GITHUB_TOKEN", "GH_TOKEN", "GITHUB_TOKEN", "COPILOT_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    one_shot = backend()
+    one_shot.note_login(True)  # e.g. a GitHub CLI login the files cannot show
+    (tmp_path / ".config" / "gh").mkdir(parents=True)
+    (tmp_path / ".config" / "gh" / "hosts.yml").write_text("github.com:\n")
+    one_shot._guess_login()  # "cannot tell" keeps what the run showed
+    assert one_shot.logged_in is True
