@@ -13,11 +13,11 @@ from pathlib import Path
 
 import httpx
 import openai
-import psutil
 import pytest
 
 from tests.e2e.harness import ProxyServer, ask, start_server, wait_until
 from tests.e2e.realcli import copilot_cache, real_server_env, start_real_server  # noqa: F401
+from tests.e2e.test_real_copilot_security import transient_cli_processes
 from tests.fakemodel.server import FakeModelApi
 
 pytestmark = pytest.mark.real_cli
@@ -25,22 +25,6 @@ pytestmark = pytest.mark.real_cli
 MODEL = "claude-sonnet-4.6"
 CLASSIC_TOKEN = "ghp_" + "x" * 36
 RUNNERS = ["oneshot", "persistent"]
-
-
-def transient_cli_processes(server: ProxyServer) -> list[int]:
-    """CLI processes other than a long-lived headless one."""
-    try:
-        children = psutil.Process(server.process.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-    found = []
-    for child in children:
-        try:
-            if "--headless" not in child.cmdline():
-                found.append(child.pid)
-        except psutil.NoSuchProcess:
-            continue
-    return found
 
 
 def session_dirs(server: ProxyServer) -> list[Path]:
@@ -56,6 +40,19 @@ def api() -> Iterator[FakeModelApi]:
         fake.stop()
 
 
+def serve(server: ProxyServer, runner: str) -> Iterator[tuple[str, ProxyServer]]:
+    try:
+        yield runner, server
+    finally:
+        server.stop()
+
+
+def empty_home(tmp_path_factory: pytest.TempPathFactory, name: str) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp(name)
+    (tmp / "home").mkdir()
+    return tmp, tmp / "home"
+
+
 @pytest.fixture(scope="module", params=RUNNERS)
 def chosen(
     request: pytest.FixtureRequest,
@@ -64,23 +61,10 @@ def chosen(
     copilot_cache: Path,  # noqa: F811
 ) -> Iterator[tuple[str, ProxyServer]]:
     runner = str(request.param)
-    tmp = tmp_path_factory.mktemp(f"chosen-{runner}")
-    home = tmp / "home"
-    home.mkdir()
-    server = start_real_server(
-        tmp,
-        "copilot",
-        runner,
-        api,
-        home,
-        copilot_cache,
-        ALLOWED_TOOLS="view",
-        REQUEST_TIMEOUT="10000",
-    )
-    try:
-        yield runner, server
-    finally:
-        server.stop()
+    tmp, home = empty_home(tmp_path_factory, f"chosen-{runner}")
+    choices = {"ALLOWED_TOOLS": "view", "REQUEST_TIMEOUT": "10000"}
+    server = start_real_server(tmp, "copilot", runner, api, home, copilot_cache, **choices)
+    yield from serve(server, runner)
 
 
 @pytest.fixture(scope="module", params=RUNNERS)
@@ -92,18 +76,12 @@ def classic(
 ) -> Iterator[tuple[str, ProxyServer]]:
     """No BYOK: the CLI has only a classic personal access token to log in with."""
     runner = str(request.param)
-    tmp = tmp_path_factory.mktemp(f"classic-{runner}")
-    home = tmp / "home"
-    home.mkdir()
+    tmp, home = empty_home(tmp_path_factory, f"classic-{runner}")
     env = real_server_env("copilot", runner, api, home, copilot_cache)
     for name in [n for n in env if n.startswith("COPILOT_PROVIDER_")] + ["COPILOT_OFFLINE"]:
         env.pop(name, None)
     env["COPILOT_GITHUB_TOKEN"] = CLASSIC_TOKEN  # first in precedence: the one the CLI uses
-    server = start_server(tmp, env, ready_timeout=90.0)
-    try:
-        yield runner, server
-    finally:
-        server.stop()
+    yield from serve(start_server(tmp, env, ready_timeout=90.0), runner)
 
 
 def test_allowed_tools_are_the_only_tools_offered(
