@@ -49,8 +49,6 @@ from copilot_cli_proxy.backends.models import owned_by
 from copilot_cli_proxy.backends.prompt import CliPrompt, build_cli_prompt
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.protocol.requests import ChatRequest
-from copilot_cli_proxy.runtime.process import capture_cli
-from copilot_cli_proxy.runtime.workdir import request_workdir
 from copilot_cli_proxy.settings import Settings
 
 MAX_ARG_BYTES = 131072  # Linux MAX_ARG_STRLEN, including the terminating NUL
@@ -247,18 +245,6 @@ class CopilotCliBackend(CliBackend):
                 self.note_login(False)
             raise
         self.note_login(True)
-
-    async def run_text(
-        self, *args: str, stdin: bytes | None = None, limit_s: float = DISCOVERY_TIMEOUT_S
-    ) -> str:
-        """Run the CLI with ``args`` to completion, in a private home; return its stdout."""
-        cli = self.require_cli()
-        async with request_workdir(self.settings.temp_base) as workdir:
-            home = make_private_home(workdir / HOME_DIR, operator_copilot_home())
-            _, stdout, _ = await capture_cli(
-                [cli, *args], cwd=workdir, env=isolated_env(home), limit_s=limit_s, stdin_data=stdin
-            )
-        return stdout
 
     async def _discover_models(self) -> list[ModelInfo]:
         ids = parse_config_help_models(
