@@ -280,7 +280,9 @@ class HeadlessCopilot:
                 if abort:
                     await self.peer.request("session.abort", {"sessionId": session_id})
                 await self.peer.request("session.delete", {"sessionId": session_id})
-            except (JsonRpcError, PeerClosed) as exc:
+            except PeerClosed:
+                pass  # the process ended: its sessions (and its private home) went with it
+            except JsonRpcError as exc:
                 logger.warning("could not close copilot session {}: {}", session_id, exc)
 
 

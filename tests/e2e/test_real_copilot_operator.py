@@ -101,7 +101,9 @@ def test_a_timed_out_request_leaves_nothing_behind(
     chosen: tuple[str, ProxyServer], api: FakeModelApi
 ) -> None:
     runner, server = chosen
-    api.delay_s = 60.0
+    # Past REQUEST_TIMEOUT (10 s), yet short enough that the fake's handler is done
+    # before the module ends (stopping the fake waits for it).
+    api.delay_s = 20.0
     try:
         with pytest.raises(openai.APIStatusError) as caught:
             server.client().chat.completions.create(model=MODEL, messages=ask("slow answer"))
