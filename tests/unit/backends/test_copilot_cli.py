@@ -669,3 +669,19 @@ def test_what_a_run_showed_beats_the_guess(monkeypatch: pytest.MonkeyPatch, tmp_
     (tmp_path / ".config" / "gh" / "hosts.yml").write_text("github.com:\n")
     one_shot._guess_login()  # "cannot tell" keeps what the run showed
     assert one_shot.logged_in is True
+
+
+async def test_a_byok_operators_own_model_is_served(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COPILOT_PROVIDER_BASE_URL", "http://127.0.0.1:11434/v1")
+    monkeypatch.setenv("COPILOT_MODEL", "deepseek-coder-v2:16b")
+    one_shot = backend()
+
+    async def config_help(*args: str, **kwargs: Any) -> str:
+        return (DATA / "copilot-help-topic-config.txt").read_text()
+
+    monkeypatch.setattr(one_shot, "run_text", config_help)
+    ids = [m.id for m in await one_shot._discover_models()]
+    assert ids[:31] == CONTRACT_CONFIG_IDS
+    assert ids[-1] == "deepseek-coder-v2:16b"
+    monkeypatch.delenv("COPILOT_PROVIDER_BASE_URL")
+    assert "deepseek-coder-v2:16b" not in [m.id for m in await one_shot._discover_models()]
