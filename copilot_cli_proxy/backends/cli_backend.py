@@ -84,6 +84,9 @@ class Invocation:
     argv: list[str]
     stdin: bytes | None
     redacted_argv: list[str]
+    # Where the CLI runs and with what environment; default: the request dir, cli_env().
+    cwd: Path | None = None
+    env: Mapping[str, str] | None = None
 
 
 class OutputParser(ABC):
@@ -255,7 +258,10 @@ class CliBackend(ABC):
             parser = self.new_parser()
             async with (
                 run_cli(
-                    invocation.argv, cwd=workdir, env=self.child_env(), stdin_data=invocation.stdin
+                    invocation.argv,
+                    cwd=invocation.cwd or workdir,
+                    env=self.child_env() if invocation.env is None else invocation.env,
+                    stdin_data=invocation.stdin,
                 ) as run,
                 aclosing(read_events(run, parser, record, workdir)) as events,
             ):

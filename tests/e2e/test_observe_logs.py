@@ -19,7 +19,7 @@ from tests.e2e.harness import ProxyServer, ask, fake_env, start_server, wait_unt
 
 KEY = "alpha-key-0001"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-GH_TOKEN = "ghp_" + "S3cr3tT0k3n" * 3
+GH_TOKEN = "github_pat_" + "S3cr3tT0k3n" * 3  # copilot refuses a classic ghp_ token
 CLAUDE_TOKEN = "sk-ant-oat01-" + "Q" * 24
 
 
