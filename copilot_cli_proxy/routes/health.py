@@ -25,10 +25,12 @@ def health_problems(status: Mapping[str, Any]) -> list[str]:
     cli = status.get("cli")
     cli = cli if isinstance(cli, Mapping) else {}
     name = status.get("backend") or "the"
+    # A CLI that cannot run is the root cause: what follows from it (no login state,
+    # failed background starts) would only bury it.
     if not cli.get("found"):
-        problems.append(f"the {name} CLI was not found")
-    elif cli.get("executable") is False:
-        problems.append(f"the {name} CLI at {cli.get('path')} is not executable")
+        return [f"the {name} CLI was not found"]
+    if cli.get("executable") is False:
+        return [f"the {name} CLI at {cli.get('path')} is not executable"]
     if status.get("logged_in") is False:
         problems.append(f"the {name} CLI is not logged in")
     reported = status.get("problems")
