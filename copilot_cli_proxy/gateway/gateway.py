@@ -153,7 +153,13 @@ class Gateway:
         listed = None
         if len(self.nodes) == 1 and not self.config.aliases:
             listed = [m.id for m in catalogs[self.primary.id]]
-        target = resolve_model(requested, catalogs, self.config.aliases, listed)
+        accepts = {
+            node.id: node.backend.catalog.accepts
+            for node in self.nodes
+            if getattr(node.backend, "catalog", None) is not None
+            and node.backend.catalog.accepts is not None
+        }
+        target = resolve_model(requested, catalogs, self.config.aliases, listed, accepts)
         node = self._by_id.get(target.backend_id)
         if node is None:  # cannot happen: the file's aliases are checked at start-up
             raise ProxyError("model_not_found", f"No backend {target.backend_id!r}.")

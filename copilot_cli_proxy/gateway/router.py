@@ -8,13 +8,15 @@ over the backends' model lists, so every rule is unit-tested without a backend.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from copilot_cli_proxy.core.types import ModelInfo
 from copilot_cli_proxy.errors import ProxyError, clip
 
 Catalogs = Mapping[str, Sequence[ModelInfo]]  # backend id → its models, in config order
+# backend id → whether it takes a name it does not list (claude takes any full model name)
+Acceptors = Mapping[str, Callable[[str], bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,7 @@ def resolve_model(
     catalogs: Catalogs,
     aliases: Mapping[str, str],
     listed: Sequence[str] | None = None,
+    accepts: Acceptors | None = None,
 ) -> Target:
     """The backend and model for ``requested``; 400 when ambiguous, 404 when unknown.
 
@@ -109,10 +112,15 @@ def resolve_model(
     backend_id, slash, rest = requested.partition("/")
     if slash and backend_id in catalogs:
         served = catalogs[backend_id]
-        if any(_accepts(m, rest) for m in served):
+        takes = (accepts or {}).get(backend_id)
+        if any(_accepts(m, rest) for m in served) or (takes is not None and takes(rest)):
             return Target(backend_id, rest)
         raise _not_found(requested, [f"{backend_id}/{m.id}" for m in served])
-    holders = _holders(requested, catalogs)
+    holders = _holders(requested, catalogs) or [
+        Target(backend_id, requested)
+        for backend_id, takes in (accepts or {}).items()
+        if backend_id in catalogs and takes(requested)
+    ]
     if len({h.backend_id for h in holders}) == 1:
         return Target(holders[0].backend_id, requested)
     if holders:

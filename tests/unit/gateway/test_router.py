@@ -106,3 +106,16 @@ def test_the_default_model_is_listed_first(default: str) -> None:
 
 def test_an_unresolvable_default_changes_nothing() -> None:
     assert list_models(CATALOGS, ALIASES, default="nope") == list_models(CATALOGS, ALIASES)
+
+
+def test_a_name_a_backend_takes_without_listing_it_is_routed_there() -> None:
+    def full_claude(name: str) -> bool:
+        return name.startswith("claude-") and name.count("-") >= 3
+
+    accepts = {"claude": full_claude}
+    target = resolve_model("claude-opus-4-1-20250805", CATALOGS, ALIASES, accepts=accepts)
+    assert target == Target("claude", "claude-opus-4-1-20250805")
+    qualified = resolve_model("claude/claude-opus-4-1", CATALOGS, ALIASES, accepts=accepts)
+    assert qualified == Target("claude", "claude-opus-4-1")
+    with pytest.raises(ProxyError):
+        resolve_model("gpt-9", CATALOGS, ALIASES, accepts=accepts)
