@@ -356,6 +356,7 @@ def test_copilot_headless_session_has_no_tools_and_reports_not_logged_in(
 
 
 def test_claude_warm_process_has_no_tools_and_its_own_config_dir(tmp_path: Path) -> None:
+    from copilot_cli_proxy.backends.claude_cli import claude_env
     from copilot_cli_proxy.backends.claude_warm import WarmClaude, WarmKey, user_message_line
 
     cli = require("claude")
@@ -365,7 +366,7 @@ def test_claude_warm_process_has_no_tools_and_its_own_config_dir(tmp_path: Path)
     async def scenario() -> tuple[list[dict[str, object]], list[str], bool]:
         with patched_home(cli_home):
             process = await WarmClaude.spawn(
-                cli, WarmKey("haiku", "Be brief. 🎉", None), tmp_path / "req", ()
+                cli, WarmKey("haiku", "Be brief. 🎉", None), tmp_path / "req", (), claude_env()
             )
         # Idle longer than the 3 s after which claude gives up on a silent stdin in
         # text mode: the stream-json input mode a warm process uses must wait.
