@@ -328,7 +328,11 @@ def test_wedged_copilot_is_replaced_and_requests_get_a_clear_503(tmp_path: Path)
             assert error.status_code == 503
             assert error.body["code"] == "cli_unavailable"  # type: ignore[index]
             message = error.body["message"]  # type: ignore[index]
-            assert "stopped answering" in message and "REQUEST_TIMEOUT" not in message
+            # Which deadline notices first depends on the machine's load: the health
+            # check's ping or the session's own; either answer names the CLI, not
+            # REQUEST_TIMEOUT.
+            assert "stopped answering" in message or "did not open a session" in message
+            assert "REQUEST_TIMEOUT" not in message
             assert wait_until(
                 lambda: httpx.get(proxy.url + "/health").json()["processes_replaced"] == 1, 30
             )
