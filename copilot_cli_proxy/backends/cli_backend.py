@@ -142,6 +142,8 @@ class CliBackend(ABC):
 
     def __init__(self, settings: Settings, configured_path: str) -> None:
         self.settings = settings
+        # CLI_ENV; a backend of the backends file gets its entry's `env` instead.
+        self.extra_env = settings.cli_env
         self.cli_path = resolve_cli(configured_path, self.executable)
         self.version: str | None = None
         self.catalog = ModelCatalog(

@@ -17,17 +17,11 @@ import httpx
 import openai
 import pytest
 
+from tests.fakes_env import FAKE_CLI_ENV as FAKE_CLI_VARIABLES
+
 ROOT = Path(__file__).resolve().parents[2]
 FAKES = ROOT / "tests" / "fakes"
-FAKE_CLI_ENV = ",".join(
-    (
-        "FAKE_CLI_PID_DIR",
-        "FAKE_CLI_LOG",
-        "FAKE_CLI_FAST_OUTPUT",
-        "FAKE_CLI_LOGGED_OUT",
-        "FAKE_CLI_BOOT_DELAY",
-    )
-)
+FAKE_CLI_ENV = ",".join(FAKE_CLI_VARIABLES)
 
 
 def free_port() -> int:

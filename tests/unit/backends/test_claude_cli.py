@@ -22,6 +22,7 @@ from copilot_cli_proxy.backends.prompt import CliPrompt
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.protocol.requests import ChatRequest, Message
 from copilot_cli_proxy.settings import Settings
+from tests.fakes_env import FAKE_CLI_ENV
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "cli"
 SYSTEM_FILE = Path("/w/system-prompt.md")
@@ -795,7 +796,12 @@ def test_auth_status_output(stdout: str, expected: bool | None) -> None:
 
 def claude_backend(tmp_path: Path, cli: str = FAKE_CLAUDE) -> ClaudeCliBackend:
     return ClaudeCliBackend(
-        Settings(service="claude", claude_cli_path=cli, temp_dir_base=str(tmp_path / "t"))
+        Settings(
+            service="claude",
+            claude_cli_path=cli,
+            temp_dir_base=str(tmp_path / "t"),
+            cli_env=FAKE_CLI_ENV,
+        )
     )
 
 

@@ -19,6 +19,7 @@ from copilot_cli_proxy.backends.claude_warm import ClaudeWarmBackend, WarmClaude
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.protocol.requests import ChatRequest, Message
 from copilot_cli_proxy.settings import Settings
+from tests.fakes_env import FAKE_CLI_ENV
 
 FAKE_CLAUDE = str(Path(__file__).resolve().parents[2] / "fakes" / "claude")
 
@@ -71,6 +72,7 @@ class World:
             runner="persistent",
             claude_cli_path=FAKE_CLAUDE,
             temp_dir_base=str(self.base),
+            cli_env=FAKE_CLI_ENV,
             **extra,
         )
 
