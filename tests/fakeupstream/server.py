@@ -98,6 +98,7 @@ class FakeUpstream:
         self.models = models
         self.require_auth = require_auth  # only tokens it issued (or `accept`ed) pass
         self.refuse_all = False  # every credential gets 401, even a fresh one
+        self.record = True  # keep requests and streamed events (off for benchmarks)
         self.default_text = default_text
         self.requests: list[Recorded] = []
         self.streams: list[list[str]] = []  # the data of every event sent, per stream
@@ -177,10 +178,11 @@ class FakeUpstream:
                     body = json.loads(raw)
                 except ValueError:
                     body = raw.decode("utf-8", "replace")
-        with self._lock:
-            self.requests.append(
-                Recorded(request.method, request.url.path, dict(request.headers), body)
-            )
+        if self.record:
+            with self._lock:
+                self.requests.append(
+                    Recorded(request.method, request.url.path, dict(request.headers), body)
+                )
         return body
 
     def _authorized(self, request: Request) -> bool:
@@ -270,7 +272,8 @@ class FakeUpstream:
     async def _stream(self, answer: Answer, fault: Fault | None) -> AsyncIterator[bytes]:
         sent: list[str] = []
         with self._lock:
-            self.streams.append(sent)
+            if self.record:
+                self.streams.append(sent)
             self.active_streams += 1
         ending = "cancelled"
         try:
@@ -292,13 +295,15 @@ class FakeUpstream:
                         )
                 if self.chunk_delay_s and index:
                     await anyio.sleep(self.chunk_delay_s)
-                sent.append(event)
+                if self.record:
+                    sent.append(event)
                 yield f"data: {event}\n\n".encode()
             ending = "complete"
         finally:
             with self._lock:
                 self.active_streams -= 1
-                self.stream_ends.append(ending)
+                if self.record:
+                    self.stream_ends.append(ending)
 
     async def _stall(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
