@@ -216,13 +216,7 @@ class OpenAIUpstreamBackend:
             raw = await response.aread()
         except httpx.HTTPError as exc:
             raise error_from_exception(self.backend_id, exc, self.config.timeout_s) from None
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            raise broken_answer(self.backend_id, "the body is not JSON") from None
-        if not isinstance(data, dict):
-            raise broken_answer(self.backend_id, "the body is not a JSON object")
-        return data
+        return self._json_object(raw, "the body")
 
     async def _events(self, response: httpx.Response) -> AsyncGenerator[dict[str, Any], None]:
         decoder = SseDecoder()
@@ -253,16 +247,20 @@ class OpenAIUpstreamBackend:
             raise broken_answer(self.backend_id, "the stream ended before [DONE]")
 
     def _chunk(self, data: str) -> dict[str, Any]:
-        try:
-            chunk = json.loads(data)
-        except ValueError:
-            raise broken_answer(self.backend_id, "a stream event is not JSON") from None
-        if not isinstance(chunk, dict):
-            raise broken_answer(self.backend_id, "a stream event is not a JSON object")
+        chunk = self._json_object(data, "a stream event")
         message = stream_error(chunk)
         if message is not None:
             raise broken_answer(self.backend_id, f"an error in the stream: {message}")
         return chunk
+
+    def _json_object(self, raw: str | bytes, what: str) -> dict[str, Any]:
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise broken_answer(self.backend_id, f"{what} is not JSON") from None
+        if not isinstance(data, dict):
+            raise broken_answer(self.backend_id, f"{what} is not a JSON object")
+        return data
 
     @staticmethod
     async def _drain(lines: AsyncGenerator[str, None]) -> None:

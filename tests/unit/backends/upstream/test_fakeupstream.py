@@ -12,15 +12,6 @@ from tests.fakeupstream.server import FakeUpstream, Fault, Reply, ToolCall
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeUpstream]:
-    upstream = FakeUpstream().start()
-    try:
-        yield upstream
-    finally:
-        upstream.stop()
-
-
-@pytest.fixture
 def sdk(fake: FakeUpstream) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(base_url=fake.url, api_key="x", max_retries=0) as client:
         yield client
