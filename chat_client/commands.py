@@ -20,8 +20,13 @@ class CommandSpec:
 
 
 COMMAND_SPECS: tuple[CommandSpec, ...] = (
-    CommandSpec("model", "/model [NAME]", "show the model, or switch to NAME", takes_argument=True),
-    CommandSpec("models", "/models", "list the server's models (* = current)"),
+    CommandSpec(
+        "model",
+        "/model [NAME]",
+        "show the model, or switch to NAME (one /models lists)",
+        takes_argument=True,
+    ),
+    CommandSpec("models", "/models", "list the server's models (* = current, first = default)"),
     CommandSpec(
         "system",
         "/system [PROMPT]",

@@ -18,6 +18,7 @@ from chat_client.commands import BadCommand, Blank, Command, UserText, help_text
 from chat_client.config import ChatConfig, resolve_config
 from chat_client.conversation import Conversation, Message
 from chat_client.errors import IncompleteAnswerError, describe_error
+from chat_client.models import server_default, unknown_model_message
 from chat_client.terminal import (
     Console,
     LineReader,
@@ -48,17 +49,45 @@ class Repl:
         self.api = api
         self.console = console
         self.server = config.api_base
-        self.model = config.model
+        self.model = config.model  # the user's choice; None: the server's default
+        # The server's default model, once /v1/models has been read (it lists it first).
+        self.server_default: str | None = None
         self.conversation = Conversation(config.system)
 
     @property
     def prompt(self) -> str:
-        return f"{self.model or 'default'}> "
+        return f"{self.model or self.server_default or 'default'}> "
+
+    @property
+    def model_label(self) -> str:
+        if self.model:
+            return self.model
+        if self.server_default:
+            return f"{self.server_default} ({DEFAULT_MODEL_LABEL})"
+        return DEFAULT_MODEL_LABEL
+
+    def learn_models(self) -> list[str]:
+        """The server's model ids; remembers its default. Raises what the request raises."""
+        ids = self.api.model_ids()
+        self.server_default = server_default(ids)
+        return ids
+
+    def greet(self) -> None:
+        """For a terminal: learn the model names the prompt shows, then the banner. A
+        server that cannot answer yet is no reason to stop: its error comes with the first
+        question."""
+        try:
+            ids = self.learn_models()
+        except REQUEST_ERRORS:
+            ids = []
+        self.console.line(self.banner())
+        if self.model and ids and self.model not in ids:
+            self.console.note(unknown_model_message(self.model, ids))
 
     def banner(self) -> str:
-        model = self.model or DEFAULT_MODEL_LABEL
         return (
-            f"copilot-chat: {self.server}, model {model}. Type /help for commands, Ctrl-D to leave."
+            f"copilot-chat: {self.server}, model {self.model_label}. "
+            "Type /help for commands, Ctrl-D to leave."
         )
 
     def run(self, reader: LineReader) -> int:
@@ -127,24 +156,39 @@ class Repl:
 
     def switch_model(self, name: str) -> None:
         if not name:
-            self.console.line(f"Model: {self.model or DEFAULT_MODEL_LABEL}")
+            self.console.line(f"Model: {self.model_label}")
+            return
+        try:
+            ids = self.learn_models()
+        except REQUEST_ERRORS as error:
+            # A server without /v1/models can still answer: let the user go on.
+            self.model = name
+            self.console.note(
+                f"Model set to {name}, unchecked: {describe_error(error, self.server)}"
+            )
+            return
+        if ids and name not in ids:
+            self.console.error(unknown_model_message(name, ids))
             return
         self.model = name
         self.console.note(f"Model set to {name} for the next questions.")
 
     def list_models(self) -> None:
         try:
-            ids = self.api.model_ids()
+            ids = self.learn_models()
         except REQUEST_ERRORS as error:
             self.console.error(describe_error(error, self.server))
             return
         if not ids:
             self.console.line("The server lists no models.")
+        current = self.model or self.server_default
         for model_id in ids:
-            self.console.line(f"{'*' if model_id == self.model else ' '} {model_id}")
-        if self.model is None:
-            self.console.note("No model chosen: the server uses its default. /model NAME picks.")
-        elif self.model not in ids:
+            self.console.line(f"{'*' if model_id == current else ' '} {model_id}")
+        if self.model is None and self.server_default:
+            self.console.note(
+                f"{self.server_default} is the server's default. /model NAME picks another."
+            )
+        elif self.model is not None and self.model not in ids:
             self.console.note(f"The current model {self.model} is not in this list.")
 
     def set_system(self, prompt: str) -> None:
@@ -170,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     reader: LineReader
     if sys.stdin.isatty():
         reader = PromptReader(history_for(home_directory()))
-        console.line(repl.banner())
+        repl.greet()
     else:
         reader = PlainReader(sys.stdin)
     return repl.run(reader)

@@ -19,15 +19,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from copilot_cli_proxy.backends.claude_cli import ClaudeCliBackend
-from copilot_cli_proxy.backends.claude_warm import ClaudeWarmBackend
 from copilot_cli_proxy.backends.cli_backend import CliBackend
-from copilot_cli_proxy.backends.copilot_cli import CopilotCliBackend
-from copilot_cli_proxy.backends.copilot_headless import CopilotHeadlessBackend
-from copilot_cli_proxy.errors import ProxyError
+from copilot_cli_proxy.config.backends_file import load_backends_file
+from copilot_cli_proxy.errors import ProxyError, clip
 from copilot_cli_proxy.gate.auth import ApiKeyGate
+from copilot_cli_proxy.gate.auththrottle import AuthThrottle
+from copilot_cli_proxy.gate.clientip import ProxyTrust
 from copilot_cli_proxy.gate.ratelimit import RateLimitGate, RequestRateLimiter, build_storage
 from copilot_cli_proxy.gate.sizes import BodySizeGate
+from copilot_cli_proxy.gateway.gateway import Gateway, config_from_settings
 from copilot_cli_proxy.observe.metrics import Metrics, metrics_endpoint
 from copilot_cli_proxy.observe.middleware import ObserveMiddleware, ObserveOptions
 from copilot_cli_proxy.observe.redact import Redactor, collect_secrets
@@ -36,16 +36,18 @@ from copilot_cli_proxy.routes.chat import chat_completions
 from copilot_cli_proxy.routes.common import Services, error_response
 from copilot_cli_proxy.routes.health import health
 from copilot_cli_proxy.routes.models import get_model, list_models
-from copilot_cli_proxy.runtime.limiter import ProcessLimiter
 from copilot_cli_proxy.runtime.workdir import ensure_base, sweep_stale
 from copilot_cli_proxy.settings import Settings
 
 
-def build_backend(settings: Settings) -> CliBackend:
-    persistent = settings.runner == "persistent"
-    if settings.service == "claude":
-        return ClaudeWarmBackend(settings) if persistent else ClaudeCliBackend(settings)
-    return CopilotHeadlessBackend(settings) if persistent else CopilotCliBackend(settings)
+def build_gateway(settings: Settings, backend: CliBackend | None = None) -> Gateway:
+    """The backends this server runs: one given, the backends file's, or the one that
+    SERVICE, RUNNER, … describe."""
+    if backend is not None:
+        return Gateway.single(settings, backend)
+    if settings.backends_file:
+        return Gateway.build(settings, load_backends_file(settings.backends_file))
+    return Gateway.build(settings, config_from_settings(settings))
 
 
 async def _proxy_error(request: Request, exc: Exception) -> Response:
@@ -57,15 +59,20 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
         error = ProxyError(
-            "method_not_allowed", f"{request.method} is not allowed on {request.url.path}."
+            "method_not_allowed",
+            f"{clip(request.method)} is not allowed on {clip(request.url.path)}.",
         )
     else:
-        error = ProxyError("not_found", f"There is no route {request.method} {request.url.path}.")
+        error = ProxyError(
+            "not_found", f"There is no route {clip(request.method)} {clip(request.url.path)}."
+        )
     return error_response(error)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    logger.opt(exception=exc).error("unexpected error on {} {}", request.method, request.url.path)
+    logger.opt(exception=exc).error(
+        "unexpected error on {} {}", clip(request.method), clip(request.url.path)
+    )
     return error_response(ProxyError("internal_error", f"Internal error: {type(exc).__name__}."))
 
 
@@ -79,13 +86,20 @@ def build_middleware(
 ) -> list[Middleware]:
     """Outermost first: observe everything, answer CORS preflights, then the gate."""
     open_paths = {"/health"} | (set() if settings.metrics_require_key else {"/metrics"})
+    trust = ProxyTrust.of(settings.forwarded_allow_ips) if settings.trust_proxy_headers else None
     options = ObserveOptions(
         backend=backend_name,
         runner=settings.runner,
-        trust_proxy_headers=settings.trust_proxy_headers,
+        proxy_trust=trust,
         log_request_body=settings.log_request_body,
         log_response_body=settings.log_response_body,
+        log_probes=settings.log_probes,
         max_body_bytes=settings.max_body_bytes,
+    )
+    throttle = (
+        AuthThrottle(settings.auth_failure_max, settings.auth_failure_window)
+        if settings.auth_failure_max > 0
+        else None
     )
     stack = [
         Middleware(
@@ -112,14 +126,22 @@ def build_middleware(
             )
         )
     stack += [
-        Middleware(ApiKeyGate, keys=settings.api_key, open_paths=open_paths),
+        Middleware(
+            ApiKeyGate,
+            keys=settings.api_key,
+            open_paths=open_paths,
+            throttle=throttle,
+            trust=trust,
+        ),
         Middleware(
             RateLimitGate,
             limiter=rate_limiter,
             exempt_paths={"/health", "/metrics"},
-            trust_proxy_headers=settings.trust_proxy_headers,
+            trust=trust,
         ),
-        Middleware(BodySizeGate, max_bytes=settings.max_body_bytes),
+        Middleware(
+            BodySizeGate, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s
+        ),
     ]
     return stack
 
@@ -139,10 +161,11 @@ async def _start_observability(
         )
 
 
-def create_app(settings: Settings, backend: CliBackend | None = None) -> Starlette:
-    chosen = backend or build_backend(settings)
-    limiter = ProcessLimiter(settings.max_concurrent, settings.max_queue, settings.queue_timeout_s)
-    metrics = Metrics(limiter)
+def create_app(
+    settings: Settings, backend: CliBackend | None = None, gateway: Gateway | None = None
+) -> Starlette:
+    chosen = gateway or build_gateway(settings, backend)
+    metrics = Metrics(chosen)
     redactor = Redactor(collect_secrets(settings, os.environ))
     writer = (
         RequestLogWriter(Path(settings.log_dir) / "requests", settings.log_retention_days, redactor)
@@ -168,7 +191,6 @@ def create_app(settings: Settings, backend: CliBackend | None = None) -> Starlet
         await _start_observability(writer, rate_limiter)
         async with anyio.create_task_group() as tg:
             await chosen.start(tg)
-            tg.start_soon(chosen.warm_up)
             try:
                 yield
             finally:
@@ -186,7 +208,9 @@ def create_app(settings: Settings, backend: CliBackend | None = None) -> Starlet
             Route("/chat/completions", chat_completions, methods=["POST"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
-        middleware=build_middleware(settings, metrics, writer, redactor, rate_limiter, chosen.name),
+        middleware=build_middleware(
+            settings, metrics, writer, redactor, rate_limiter, chosen.primary.backend.name
+        ),
         exception_handlers={
             ProxyError: _proxy_error,
             HTTPException: _http_error,
@@ -194,8 +218,6 @@ def create_app(settings: Settings, backend: CliBackend | None = None) -> Starlet
         },
         lifespan=lifespan,
     )
-    app.state.services = Services(
-        settings=settings, backend=chosen, limiter=limiter, started_at=time.time()
-    )
+    app.state.services = Services(settings=settings, gateway=chosen, started_at=time.time())
     app.state.metrics = metrics
     return app

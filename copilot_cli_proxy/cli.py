@@ -75,7 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     login.add_argument("service", choices=SERVICES, help="which CLI to log in")
-    login.add_argument("cli_args", nargs="*", metavar="CLI_ARG", help="after --: for the CLI")
+    # default=[]: without it argparse (before 3.13) counts a "*" positional as required,
+    # and a bare `login` said "required: service, CLI_ARG".
+    login.add_argument(
+        "cli_args", nargs="*", default=[], metavar="CLI_ARG", help="after --: for the CLI"
+    )
     doctor = commands.add_parser(
         "doctor",
         prog="copilot-cli-proxy doctor",
@@ -144,4 +148,4 @@ def login(service: str, cli_args: Sequence[str], env: Mapping[str, str]) -> int:
     report = read_settings(env)
     for problem in report.problems:
         print(f"copilot-cli-proxy: configuration problem (ignored): {problem}", file=sys.stderr)
-    return run_login(service, report.settings, cli_args, env=login_environment())
+    return run_login(service, report.settings, cli_args, env=login_environment(service=service))

@@ -22,17 +22,21 @@ ERROR_TABLE: dict[str, tuple[int, str, bool]] = {
     "model_not_found": (404, "invalid_request_error", False),
     "ambiguous_model": (400, "invalid_request_error", False),
     "method_not_allowed": (405, "invalid_request_error", False),
+    "request_timeout": (408, "invalid_request_error", True),
     "request_too_large": (413, "invalid_request_error", False),
     "prompt_too_large": (413, "invalid_request_error", False),
     "unsupported_media_type": (415, "invalid_request_error", False),
     "rate_limit_exceeded": (429, "rate_limit_error", True),
     "server_busy": (429, "rate_limit_error", True),
+    "too_many_auth_failures": (429, "rate_limit_error", True),
     "internal_error": (500, "server_error", True),
     "cli_failed": (502, "server_error", True),
     "cli_not_found": (503, "server_error", False),
     "cli_start_failed": (503, "server_error", True),
     "cli_not_logged_in": (503, "server_error", False),
     "cli_unavailable": (503, "server_error", True),
+    "server_unavailable": (503, "server_error", True),
+    "cancelled": (503, "server_error", True),
     "timeout": (504, "server_error", True),
     # An HTTP upstream (backends/openai_http.py).
     "backend_not_logged_in": (503, "server_error", False),
@@ -55,14 +59,21 @@ class Outcome(StrEnum):
     SERVER_ERROR = "server_error"  # 5xx or a broken answer
 
 
-CLIP_CHARS = 200
+# Answered before the request body was read (or while it was still arriving): the
+# connection is closed after the answer, so a rejected client cannot keep streaming
+# its body into a read-and-discard loop on a kept-alive connection.
+CLOSES_CONNECTION = frozenset(
+    {"invalid_api_key", "too_many_auth_failures", "request_too_large", "request_timeout"}
+)
+# Client-supplied text echoed in an error or a log is cut to this many characters.
+MAX_ECHO_CHARS = 200
 
 
-def clip(text: str, limit: int = CLIP_CHARS) -> str:
-    """A client-supplied string cut to a size fit to echo in an error or a log line."""
+def clip(text: str, limit: int = MAX_ECHO_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, with a marker that says how long it was."""
     if len(text) <= limit:
         return text
-    return f"{text[:limit]}… ({len(text)} chars)"
+    return f"{text[:limit]}…[{len(text)} characters, cut]"
 
 
 @dataclass(eq=False)
@@ -114,4 +125,6 @@ class ProxyError(Exception):
         # The official OpenAI SDKs retry 5xx/429 unless told otherwise; a retry
         # cannot fix a missing CLI or a CLI that is not logged in.
         headers["x-should-retry"] = "true" if self.retryable else "false"
+        if self.code in CLOSES_CONNECTION:
+            headers["Connection"] = "close"
         return headers

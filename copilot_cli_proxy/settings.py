@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from copilot_cli_proxy.runtime.workdir import default_temp_base
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -97,6 +98,21 @@ def _parse_storage_uri(raw: str) -> str:
     return value
 
 
+def _parse_proxy_addresses(raw: str) -> tuple[str, ...]:
+    addresses = _parse_list(raw)
+    for address in addresses:
+        if address == "*":
+            continue
+        try:
+            ipaddress.ip_network(address, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"must be IP addresses or networks (e.g. 127.0.0.1,10.0.0.0/8) or *, "
+                f"got {address!r}"
+            ) from None
+    return addresses
+
+
 def is_loopback_host(host: str) -> bool:
     if host.strip().lower() == "localhost":
         return True
@@ -123,18 +139,20 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 3456
     service: str = "copilot"
+    backends_file: str = ""  # empty: SERVICE, RUNNER, … describe the one backend
     runner: str = "persistent"
     pool_size: int = 1
     default_model: str = ""  # empty: the service's own default (DEFAULT_MODELS)
     copilot_cli_path: str = ""  # empty: `copilot` on PATH, else the project's node_modules
     claude_cli_path: str = ""
     request_timeout: int = 300_000  # ms
-    temp_dir_base: str = ""  # empty: <system temp>/copilot-cli-proxy
+    temp_dir_base: str = ""  # empty: ${XDG_CACHE_HOME:-~/.cache}/copilot-cli-proxy/requests
     max_concurrent: int = 4
     max_queue: int = 32
     queue_timeout: int = 30_000  # ms
     models_cache_ttl: int = 600  # s
     allowed_tools: tuple[str, ...] = ()
+    cli_env: tuple[str, ...] = ()  # extra variables the CLI may see, besides its allowlist
     log_level: str = "INFO"
     log_dir: str = "logs"
     # Gatekeeping and observability.
@@ -144,14 +162,22 @@ class Settings:
     max_body_bytes: int = 8 * 1024 * 1024  # JSON escapes can double the text's size
     max_messages: int = 1000
     max_prompt_bytes: int = 4 * 1024 * 1024  # ~1M tokens: more than any model takes
+    # Slow clients: each holds a connection (a file descriptor) for as long as it is allowed.
+    header_timeout: int = 10_000  # ms from connecting (or the first byte) to the last header
+    body_timeout: int = 60_000  # ms to receive the whole body (8 MB at ~1 Mbit/s)
+    keep_alive_timeout: int = 5_000  # ms an idle kept-alive connection stays open
     rate_limit_max: int = 60  # 0 = off
     rate_limit_window: int = 60_000  # ms
     rate_limit_storage_uri: str = field(default="memory://", repr=False)  # may hold a password
+    auth_failure_max: int = 10  # failed API keys per AUTH_FAILURE_WINDOW per address; 0 = off
+    auth_failure_window: int = 60_000  # ms
     trust_proxy_headers: bool = False
+    forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1", "::1")  # proxies whose headers count
     metrics_require_key: bool = True
     log_requests: bool = True
     log_request_body: bool = False
     log_response_body: bool = False
+    log_probes: bool = False  # also a request log file for /health and /metrics
     log_retention_days: int = 14
     log_rotation_mb: int = 10
     state_dir: str = ""  # empty: ~/.local/state/copilot-cli-proxy (backend logins)
@@ -164,7 +190,7 @@ class Settings:
     def temp_base(self) -> Path:
         if self.temp_dir_base:
             return Path(self.temp_dir_base)
-        return Path(tempfile.gettempdir()) / "copilot-cli-proxy"
+        return default_temp_base()
 
     @property
     def state_path(self) -> Path:
@@ -179,6 +205,14 @@ class Settings:
     @property
     def queue_timeout_s(self) -> float:
         return self.queue_timeout / 1000
+
+    @property
+    def header_timeout_s(self) -> float:
+        return self.header_timeout / 1000
+
+    @property
+    def body_timeout_s(self) -> float:
+        return self.body_timeout / 1000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -211,6 +245,12 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("port", "PORT", _parse_int(0, 65535), "TCP port (0 = any free port)"),
     FieldSpec("service", "SERVICE", _parse_choice(SERVICES), "which CLI answers: copilot|claude"),
     FieldSpec(
+        "backends_file",
+        "BACKENDS_FILE",
+        _parse_text,
+        "TOML file of backends (several CLIs side by side, aliases); overrides SERVICE",
+    ),
+    FieldSpec(
         "runner",
         "RUNNER",
         _parse_choice(RUNNERS),
@@ -241,6 +281,12 @@ FIELDS: tuple[FieldSpec, ...] = (
         _parse_list,
         "comma-separated CLI tools the model may use (default: none)",
     ),
+    FieldSpec(
+        "cli_env",
+        "CLI_ENV",
+        _parse_list,
+        "comma-separated extra environment variables the CLI may see (it gets an allowlist)",
+    ),
     FieldSpec("log_level", "LOG_LEVEL", _parse_choice(LOG_LEVELS, upper=True), "log level"),
     FieldSpec("log_dir", "LOG_DIR", _parse_text, "directory for log files"),
     FieldSpec(
@@ -270,6 +316,24 @@ FIELDS: tuple[FieldSpec, ...] = (
         "largest total message text in UTF-8 bytes (413)",
     ),
     FieldSpec(
+        "header_timeout",
+        "HEADER_TIMEOUT",
+        _parse_int(100),
+        "ms a client may take to send a request's headers; then the connection is closed",
+    ),
+    FieldSpec(
+        "body_timeout",
+        "BODY_TIMEOUT",
+        _parse_int(100),
+        "ms a client may take to send a request's body (408 past it)",
+    ),
+    FieldSpec(
+        "keep_alive_timeout",
+        "KEEP_ALIVE_TIMEOUT",
+        _parse_int(1000),
+        "ms an idle kept-alive connection stays open (whole seconds; rounded up)",
+    ),
+    FieldSpec(
         "rate_limit_max",
         "RATE_LIMIT_MAX",
         _parse_int(0),
@@ -288,10 +352,28 @@ FIELDS: tuple[FieldSpec, ...] = (
         "memory:// (this process) or redis://host:port/db (shared by several servers)",
     ),
     FieldSpec(
+        "auth_failure_max",
+        "AUTH_FAILURE_MAX",
+        _parse_int(0),
+        "failed API keys per AUTH_FAILURE_WINDOW per client address before 429; 0 = no limit",
+    ),
+    FieldSpec(
+        "auth_failure_window",
+        "AUTH_FAILURE_WINDOW",
+        _parse_int(1000),
+        "window for AUTH_FAILURE_MAX in ms (whole seconds; rounded up)",
+    ),
+    FieldSpec(
         "trust_proxy_headers",
         "TRUST_PROXY_HEADERS",
         _parse_bool,
         "believe X-Forwarded-For (only behind a reverse proxy you run)",
+    ),
+    FieldSpec(
+        "forwarded_allow_ips",
+        "FORWARDED_ALLOW_IPS",
+        _parse_proxy_addresses,
+        "with TRUST_PROXY_HEADERS: the proxies (IPs, networks, or *) whose headers count",
     ),
     FieldSpec(
         "metrics_require_key",
@@ -311,6 +393,12 @@ FIELDS: tuple[FieldSpec, ...] = (
         "LOG_RESPONSE_BODY",
         _parse_bool,
         "put response bodies in the request logs",
+    ),
+    FieldSpec(
+        "log_probes",
+        "LOG_PROBES",
+        _parse_bool,
+        "also write request log files for GET /health and /metrics",
     ),
     FieldSpec(
         "log_retention_days",

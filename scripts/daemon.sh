@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the server as a daemon under supervisord (supervisord.conf at the top level):
-#   scripts/daemon.sh start     set up (first run only), then start supervisord + the server
+#   scripts/daemon.sh start     set up (first run only: runtime dependencies), then start
+#                               supervisord + the server
 #   scripts/daemon.sh stop      stop the server gracefully, then supervisord
 #   scripts/daemon.sh restart   stop + start (re-reads .env and supervisord.conf)
 #   scripts/daemon.sh status    the server's state and pid (exit 0 only when RUNNING)

@@ -70,5 +70,13 @@ class Backend(Protocol):
         ...
 
     def health(self) -> dict[str, object]:
-        """Cheap status for /health: no blocking call, no process spawned."""
+        """Cheap status for /health: no blocking call, no process spawned.
+
+        Keys /health reads to decide between ``ok`` and ``degraded``:
+        ``cli`` (``{"found": bool, "executable": bool, ...}``), ``logged_in`` (``False``
+        when the CLI is known not to be logged in; absent or ``None`` when unknown), and
+        ``problems``: a list of short sentences, one per thing that keeps requests from
+        being answered now (e.g. ``"not logged in"``, ``"background task failed: ..."``).
+        An empty or absent list means nothing is known to be wrong.
+        """
         ...

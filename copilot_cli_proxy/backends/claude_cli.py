@@ -5,20 +5,33 @@ The prompt goes on stdin (claude reads stdin to EOF when no positional prompt is
 given), so it is never argv and has no size limit. System text goes to a file in
 the request dir passed with ``--system-prompt-file``. Every option uses the
 ``--flag=value`` form: claude's variadic options (``--tools <tools...>``) would
-otherwise swallow whatever follows them.
+otherwise swallow whatever follows them. What the CLI would add on its own (files named
+with ``@``, slash commands, CLAUDE.md, hooks) is turned off: see claude_guard.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
-from copilot_cli_proxy.backends.base import BackendEvent, Finish, ModelInfo, TextDelta, Usage
+import anyio
+from anyio.abc import TaskGroup
+from loguru import logger
+
+from copilot_cli_proxy.backends.base import ModelInfo
+from copilot_cli_proxy.backends.claude_guard import (
+    GUARD_ENV,
+    GUARD_FLAGS,
+    neutralise_prompt,
+    settings_argv,
+)
+from copilot_cli_proxy.backends.claude_output import ClaudeOutputParser
 from copilot_cli_proxy.backends.cli_backend import (
     CliBackend,
     Invocation,
-    OutputParser,
+    cli_env,
     parse_json_line,
 )
 from copilot_cli_proxy.backends.prompt import CliPrompt
@@ -30,29 +43,17 @@ SYSTEM_PROMPT_FILE = "system-prompt.md"
 DISCOVERY_TIMEOUT_S = 60.0
 EFFORTS = ("low", "medium", "high", "xhigh", "max")
 INITIALIZE_REQUEST_ID = "models_1"
-
-LOGIN_HINT = (
-    "The claude CLI on the server is not logged in. The operator must log it in once: run "
-    "`copilot-cli-proxy login claude` (or `claude auth login`) as the user that runs the "
-    "server, or create a long-lived token with `claude setup-token` and set "
-    "CLAUDE_CODE_OAUTH_TOKEN (or ANTHROPIC_API_KEY) in the server's environment."
+LOGIN_CHECK_INTERVAL_S = 300.0
+LOGIN_CHECK_TIMEOUT_S = 30.0
+NOT_LOGGED_IN_PROBLEM = (
+    "the claude CLI is not logged in: run `copilot-cli-proxy login claude` (or `claude auth "
+    "login`) as the user that runs the server"
 )
 
-# assistant.error values (stream-json) → our error code
-_ASSISTANT_ERRORS: dict[str, str] = {
-    "authentication_failed": "cli_not_logged_in",
-    "oauth_org_not_allowed": "cli_not_logged_in",
-    "cloud_credential_error": "cli_not_logged_in",
-    "rate_limit": "rate_limit_exceeded",
-    "model_not_found": "model_not_found",
-    "overloaded": "cli_unavailable",
-    "server_error": "cli_unavailable",
-    "billing_error": "cli_unavailable",
-    "account_on_hold": "cli_unavailable",
-    "verification_required": "cli_unavailable",
-    "invalid_request": "cli_failed",
-}
-_STOP_REASONS = {"max_tokens": "length", "refusal": "content_filter"}
+# A model's full name, as `--model` takes it ("claude-sonnet-4-5", "claude-opus-4-8[1m]"):
+# the CLI passes it to the API as it is, and an unknown one comes back as model_not_found.
+FULL_MODEL_ID = re.compile(r"claude-[a-z0-9]+(?:[.-][a-z0-9]+)*(?:\[1m\])?")
+ONE_MILLION_SUFFIX = "[1m]"
 
 
 def build_claude_argv(
@@ -78,6 +79,8 @@ def build_claude_argv(
         "--permission-mode=dontAsk",
         "--strict-mcp-config",
         "--no-session-persistence",
+        *GUARD_FLAGS,
+        *settings_argv(allowed_tools),
     ]
     if allowed_tools:
         argv.append(f"--allowedTools={tools}")
@@ -86,131 +89,15 @@ def build_claude_argv(
     return argv
 
 
-def usage_from_result(usage: Any) -> Usage | None:
-    if not isinstance(usage, dict):
-        return None
-
-    def count(key: str) -> int:
-        value = usage.get(key)
-        return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-    if not isinstance(usage.get("input_tokens"), int) or not isinstance(
-        usage.get("output_tokens"), int
-    ):
-        return None
-    cache_read = count("cache_read_input_tokens")
-    return Usage(
-        prompt_tokens=count("input_tokens") + count("cache_creation_input_tokens") + cache_read,
-        completion_tokens=count("output_tokens"),
-        cached_prompt_tokens=cache_read,
-    )
+def claude_env(
+    base: dict[str, str] | None = None, extra_names: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """The CLI's allowlisted environment, plus the switches of claude_guard."""
+    return {**cli_env(base, kind="claude-cli", extra_names=extra_names), **GUARD_ENV}
 
 
-class ClaudeOutputParser(OutputParser):
-    """stream-json: system/init, stream_event…, assistant, result."""
-
-    def __init__(self) -> None:
-        self._message_id: str | None = None
-        self._streamed_ids: set[str] = set()
-        self._assistant_error: str | None = None
-        self._stop_reason: str | None = None
-        self._noise: list[str] = []
-        self.done = False
-
-    def feed_text(self, line: str) -> None:
-        self._noise.append(line)
-
-    def feed(self, obj: dict[str, Any]) -> list[BackendEvent]:
-        kind = obj.get("type")
-        if obj.get("parent_tool_use_id"):
-            return []  # a sub-agent's output is not the answer
-        if kind == "stream_event":
-            return self._stream_event(obj.get("event"))
-        if kind == "assistant":
-            return self._assistant(obj)
-        if kind == "result":
-            return self._result(obj)
-        return []
-
-    def _stream_event(self, event: Any) -> list[BackendEvent]:
-        if not isinstance(event, dict):
-            return []
-        kind = event.get("type")
-        if kind == "message_start":
-            message = event.get("message")
-            self._message_id = str(message.get("id")) if isinstance(message, dict) else None
-        elif kind == "content_block_delta":
-            delta = event.get("delta")
-            if isinstance(delta, dict) and delta.get("type") == "text_delta":
-                text = delta.get("text")
-                if isinstance(text, str) and text:
-                    if self._message_id is not None:
-                        self._streamed_ids.add(self._message_id)
-                    return [TextDelta(text)]
-        elif kind == "message_delta":
-            delta = event.get("delta")
-            if isinstance(delta, dict) and delta.get("stop_reason"):
-                self._stop_reason = str(delta["stop_reason"])
-        return []
-
-    def _assistant(self, obj: dict[str, Any]) -> list[BackendEvent]:
-        if obj.get("error"):
-            self._assistant_error = str(obj["error"])
-            return []
-        message = obj.get("message")
-        if not isinstance(message, dict):
-            return []
-        if message.get("stop_reason"):
-            self._stop_reason = str(message["stop_reason"])
-        if str(message.get("id")) in self._streamed_ids:
-            return []
-        # No partial events were seen for this message: its text arrives only here.
-        content = message.get("content")
-        texts = [
-            block.get("text", "")
-            for block in (content if isinstance(content, list) else [])
-            if isinstance(block, dict) and block.get("type") == "text"
-        ]
-        text = "".join(t for t in texts if isinstance(t, str))
-        return [TextDelta(text)] if text else []
-
-    def _result(self, obj: dict[str, Any]) -> list[BackendEvent]:
-        self.done = True
-        raw_text = obj.get("result")
-        text = raw_text if isinstance(raw_text, str) else ""
-        if obj.get("is_error") or obj.get("subtype") != "success":
-            raise self._error(text, obj)
-        reason = _STOP_REASONS.get(obj.get("stop_reason") or self._stop_reason or "", "stop")
-        usage = usage_from_result(obj.get("usage")) or Usage()
-        return [usage, Finish(reason)]  # type: ignore[arg-type]
-
-    def _error(self, text: str, obj: dict[str, Any]) -> ProxyError:
-        errors = obj.get("errors")
-        detail = text or (
-            "; ".join(str(e) for e in errors) if isinstance(errors, list) and errors else ""
-        )
-        detail = detail or str(obj.get("subtype") or "unknown error")
-        if text.startswith("Not logged in") or text.startswith("Invalid API key"):
-            return ProxyError("cli_not_logged_in", LOGIN_HINT)
-        code = _ASSISTANT_ERRORS.get(self._assistant_error or "", "cli_failed")
-        if code == "cli_not_logged_in":
-            return ProxyError(code, LOGIN_HINT)
-        if code == "model_not_found":
-            return ProxyError(code, f"The claude CLI could not use the model: {detail}", "model")
-        return ProxyError(code, f"The claude CLI reported an error: {detail}")
-
-    def finish(self, exit_code: int, stderr: str, workdir: Path) -> list[BackendEvent]:
-        if self.done:
-            return []
-        noise = " ".join(self._noise)
-        if noise.startswith("Not logged in"):
-            raise ProxyError("cli_not_logged_in", LOGIN_HINT)
-        detail = " ".join(line.strip() for line in stderr.strip().splitlines()[:3])
-        raise ProxyError(
-            "cli_failed",
-            f"The claude CLI ended without an answer (exit code {exit_code})"
-            + (f": {detail}" if detail else "."),
-        )
+def accepts_full_model_id(model: str) -> bool:
+    return FULL_MODEL_ID.fullmatch(model) is not None
 
 
 def initialize_request_line() -> bytes:
@@ -222,8 +109,7 @@ def initialize_request_line() -> bytes:
     return json.dumps(request).encode() + b"\n"
 
 
-def parse_initialize_models(stdout: str) -> list[ModelInfo]:
-    """Models from the ``initialize`` control_response: ``response.response.models[]``."""
+def _initialize_models(stdout: str) -> list[dict[str, Any]]:
     for line in stdout.splitlines():
         obj = parse_json_line(line.encode("utf-8"))
         if not obj or obj.get("type") != "control_response":
@@ -233,25 +119,46 @@ def parse_initialize_models(stdout: str) -> list[ModelInfo]:
             continue
         inner = response.get("response")
         models = inner.get("models") if isinstance(inner, dict) else None
-        if not isinstance(models, list):
-            continue
-        found: list[ModelInfo] = []
-        for entry in models:
-            if not isinstance(entry, dict) or not isinstance(entry.get("value"), str):
-                continue
-            resolved = entry.get("resolvedModel")
-            found.append(
-                ModelInfo(
-                    id=entry["value"],
-                    owned_by="anthropic",
-                    display_name=entry.get("displayName")
-                    if isinstance(entry.get("displayName"), str)
-                    else None,
-                    aliases=(resolved,) if isinstance(resolved, str) else (),
-                )
-            )
-        return found
+        if isinstance(models, list):
+            return [m for m in models if isinstance(m, dict) and isinstance(m.get("value"), str)]
     return []
+
+
+def _names_of(resolved: str) -> tuple[str, ...]:
+    """A resolved model and its plain name: "claude-opus-4-8[1m]" also runs as "claude-opus-4-8"."""
+    plain = resolved.removesuffix(ONE_MILLION_SUFFIX)
+    return (resolved, plain) if plain != resolved else (resolved,)
+
+
+def parse_initialize_models(stdout: str) -> list[ModelInfo]:
+    """Models from the ``initialize`` control_response (``response.response.models[]``):
+    each alias the CLI offers (its resolved full name accepted too), then each full name."""
+    aliases: list[ModelInfo] = []
+    full: dict[str, ModelInfo] = {}
+    for entry in _initialize_models(stdout):
+        shown = entry.get("displayName")
+        display = shown if isinstance(shown, str) else None
+        resolved = entry.get("resolvedModel")
+        names = _names_of(resolved) if isinstance(resolved, str) and resolved else ()
+        aliases.append(ModelInfo(entry["value"], "anthropic", display, names))
+        if names and (names[0] not in full or entry["value"] != "default"):
+            full[names[0]] = ModelInfo(names[0], "anthropic", display, names[1:])
+    return aliases + [m for m in full.values() if m.id not in {a.id for a in aliases}]
+
+
+def describe(exc: BaseException) -> str:
+    """An exception for /health and the log: ours by its message, others by type and text."""
+    return exc.message if isinstance(exc, ProxyError) else f"{type(exc).__name__}: {exc}"
+
+
+def parse_auth_status(stdout: str) -> bool | None:
+    """``claude auth status`` (JSON, exit code 1 when logged out): loggedIn, or None."""
+    try:
+        status = json.loads(stdout)
+    except ValueError:
+        return None
+    logged_in = status.get("loggedIn") if isinstance(status, dict) else None
+    return logged_in if isinstance(logged_in, bool) else None
 
 
 class ClaudeCliBackend(CliBackend):
@@ -260,12 +167,68 @@ class ClaudeCliBackend(CliBackend):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings, settings.claude_cli_path)
+        self.catalog.accepts = accepts_full_model_id
+        self.logged_in: bool | None = None
+        self._login_problem: str | None = None
+
+    async def start(self, tg: TaskGroup) -> None:
+        await super().start(tg)
+        if self.cli_path is not None:
+            tg.start_soon(self._watch_login)
+
+    async def warm_up(self) -> None:
+        await super().warm_up()
+        # After discovery, not beside it: both write ~/.claude.json, and parallel
+        # writers corrupt it.
+        if self.cli_path is not None:
+            await self.check_login()
+
+    def health(self) -> dict[str, Any]:
+        status = super().health()
+        status["logged_in"] = self.logged_in
+        status["problems"] = self.problems()
+        return status
+
+    def problems(self) -> list[str]:
+        """What keeps requests from being answered now, for /health."""
+        if self.logged_in is False:
+            return [NOT_LOGGED_IN_PROBLEM]
+        return [self._login_problem] if self._login_problem else []
+
+    async def check_login(self) -> bool | None:
+        """Ask ``claude auth status``; never raises (a failure makes the state unknown)."""
+        try:
+            stdout = await self.run_text("auth", "status", limit_s=LOGIN_CHECK_TIMEOUT_S)
+        except Exception as exc:  # a probe must never end the server's task group
+            self._login_problem = (
+                f"could not ask the claude CLI for its login state: {describe(exc)}"
+            )
+            self.logged_in = None
+            return None
+        self.logged_in = parse_auth_status(stdout)
+        if self.logged_in is False:
+            logger.warning("{}", NOT_LOGGED_IN_PROBLEM)
+        if self.logged_in is None:
+            shown = stdout.strip()[:200] or "no output"
+            self._login_problem = f"`claude auth status` gave no login state: {shown}"
+        else:
+            self._login_problem = None
+        return self.logged_in
+
+    async def _watch_login(self) -> None:
+        """The login state, off the request path: after warm-up, then every few minutes."""
+        while True:
+            await anyio.sleep(LOGIN_CHECK_INTERVAL_S)
+            await self.check_login()
+
+    def child_env(self) -> dict[str, str]:
+        return claude_env(extra_names=self.extra_env)
 
     def prepare(
         self, workdir: Path, prompt: CliPrompt, model: str, request: ChatRequest, cli: str
     ) -> Invocation:
         system_file = workdir / SYSTEM_PROMPT_FILE
-        system_file.write_text(prompt.system, encoding="utf-8")
+        write_system_prompt(system_file, prompt.system)
         argv = build_claude_argv(
             cli,
             model=model,
@@ -273,7 +236,8 @@ class ClaudeCliBackend(CliBackend):
             allowed_tools=self.settings.allowed_tools,
             effort=request.reasoning_effort,
         )
-        return Invocation(argv=argv, stdin=prompt.prompt.encode("utf-8"), redacted_argv=argv)
+        stdin = neutralise_prompt(prompt.prompt).encode("utf-8")
+        return Invocation(argv=argv, stdin=stdin, redacted_argv=argv)
 
     def new_parser(self) -> ClaudeOutputParser:
         return ClaudeOutputParser()
@@ -291,3 +255,14 @@ class ClaudeCliBackend(CliBackend):
         if not models:
             raise ValueError("the claude CLI's initialize reply listed no models")
         return models
+
+
+def write_system_prompt(path: Path, text: str) -> None:
+    """The system text for ``--system-prompt-file``; a server-side failure is a clear 503."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ProxyError(
+            "cli_start_failed",
+            f"The server could not write the request's system prompt file: {exc.strerror or exc}.",
+        ) from exc

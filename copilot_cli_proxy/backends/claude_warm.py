@@ -7,16 +7,20 @@ it would leak one client's conversation into the next) and is then replaced.
 
 What must be fixed at start (model, system prompt, effort) is the pool key: a warm
 process is kept ready for the POOL_SIZE most recently used keys; the first request
-with a new key starts cold. Each process gets its own CLAUDE_CONFIG_DIR (with the
+with a new key starts cold. Every process, idle or serving, counts against
+MAX_CONCURRENT (see claude_pool). Each process gets its own CLAUDE_CONFIG_DIR (with the
 operator's credentials linked in), so parallel processes never write one shared
 ``~/.claude.json`` (concurrent writers corrupt it).
+
+Starting a process in the background may fail for any reason (a full disk, too many open
+files, a missing CLI): the failure is logged and shown in /health, and the start retried
+with a growing delay; requests meanwhile start their own process or get a clear 503.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from collections import OrderedDict
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
@@ -34,17 +38,24 @@ from copilot_cli_proxy.backends.claude_cli import (
     SYSTEM_PROMPT_FILE,
     ClaudeCliBackend,
     build_claude_argv,
+    describe,
+    write_system_prompt,
 )
-from copilot_cli_proxy.backends.cli_backend import cli_env, read_events
+from copilot_cli_proxy.backends.claude_guard import neutralise_prompt
+from copilot_cli_proxy.backends.claude_pool import WarmPool
+from copilot_cli_proxy.backends.cli_backend import read_events
 from copilot_cli_proxy.backends.prompt import build_cli_prompt
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.protocol.requests import ChatRequest
 from copilot_cli_proxy.runtime.process import CliRun
-from copilot_cli_proxy.runtime.workdir import PREFIX, ensure_base
+from copilot_cli_proxy.runtime.workdir import make_request_dir
 from copilot_cli_proxy.settings import Settings
 
 # Files of the operator's claude config that a per-process config dir links to.
 SHARED_CONFIG_FILES = (".credentials.json", "settings.json")
+# Delays between attempts to start a warm process after a failure.
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,17 +105,25 @@ class WarmClaude:
         self.argv = argv
 
     @classmethod
-    async def spawn(cls, cli: str, key: WarmKey, base: Path, tools: tuple[str, ...]) -> WarmClaude:
-        ensure_base(base)
-        root = Path(tempfile.mkdtemp(prefix=PREFIX, dir=base))
+    async def spawn(
+        cls, cli: str, key: WarmKey, base: Path, tools: tuple[str, ...], env: dict[str, str]
+    ) -> WarmClaude:
+        root = make_request_dir(base)
         try:
             workdir = root / "work"
-            workdir.mkdir()
             system_file = workdir / SYSTEM_PROMPT_FILE
-            system_file.write_text(key.system, encoding="utf-8")
-            env = cli_env()
+            env = dict(env)
             config = root / "config"
-            make_config_dir(config, operator_config_dir(env))
+            try:
+                workdir.mkdir()
+                write_system_prompt(system_file, key.system)
+                make_config_dir(config, operator_config_dir(env))
+            except OSError as exc:
+                raise ProxyError(
+                    "cli_start_failed",
+                    f"The server could not prepare a dir for the claude CLI: "
+                    f"{exc.strerror or exc}.",
+                ) from exc
             env["CLAUDE_CONFIG_DIR"] = str(config)
             argv = build_warm_argv(cli, key, system_file, tools)
             run = await CliRun.start(argv, cwd=workdir, env=env, keep_stdin=True)
@@ -128,8 +147,12 @@ class ClaudeWarmBackend(ClaudeCliBackend):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self._warm: OrderedDict[WarmKey, WarmClaude] = OrderedDict()
+        self._pool: WarmPool[WarmKey, WarmClaude] = WarmPool(
+            settings.max_concurrent, settings.pool_size
+        )
+        self._wanted: OrderedDict[WarmKey, None] = OrderedDict()  # newest last
         self._starting: set[WarmKey] = set()
+        self._start_problem: str | None = None
         self._tg: TaskGroup | None = None
 
     async def start(self, tg: TaskGroup) -> None:
@@ -142,68 +165,108 @@ class ClaudeWarmBackend(ClaudeCliBackend):
             self._prepare(WarmKey(self.settings.model, "", None))
 
     async def stop(self) -> None:
-        while self._warm:
-            _, process = self._warm.popitem()
-            await process.aclose()
+        self._wanted.clear()
+        await self._pool.close_all()
 
     def health(self) -> dict[str, Any]:
         status = super().health()
         status["runner"] = "persistent"
-        status["warm_processes"] = sum(1 for p in self._warm.values() if p.alive)
+        status["warm_processes"] = self._pool.idle
+        status["cli_processes"] = self._pool.live
         return status
 
+    def problems(self) -> list[str]:
+        found = super().problems()
+        return [*found, self._start_problem] if self._start_problem else found
+
+    async def _spawn(self, key: WarmKey) -> WarmClaude:
+        process = await WarmClaude.spawn(
+            self.require_cli(),
+            key,
+            self.settings.temp_base,
+            self.settings.allowed_tools,
+            self.child_env(),
+        )
+        self._start_problem = None
+        return process
+
     def _prepare(self, key: WarmKey) -> None:
-        """Start a warm process for ``key`` in the background, evicting the oldest key."""
-        if self._tg is None or key in self._warm or key in self._starting:
+        """Keep a process ready for ``key`` (one of the POOL_SIZE newest), in the background."""
+        self._wanted[key] = None
+        self._wanted.move_to_end(key)
+        while len(self._wanted) > self.settings.pool_size:
+            self._wanted.popitem(last=False)
+        if self._tg is None or key in self._starting or self._pool.has(key):
             return
         self._starting.add(key)
-        self._tg.start_soon(self._spawn_warm, key)
-
-    async def _spawn_warm(self, key: WarmKey) -> None:
         try:
-            process = await WarmClaude.spawn(
-                self.require_cli(), key, self.settings.temp_base, self.settings.allowed_tools
-            )
-        except ProxyError as exc:
-            logger.warning("could not start a warm claude process: {}", exc.message)
-            return
+            self._tg.start_soon(self._keep_warm, key)
+        except RuntimeError:  # the server is stopping
+            self._starting.discard(key)
+
+    async def _keep_warm(self, key: WarmKey) -> None:
+        """Start a process for ``key``; on any failure log it, wait, and try again."""
+        delay = RETRY_FIRST_S
+        try:
+            while key in self._wanted and not self._pool.has(key):
+                try:
+                    await self._start_for(key)
+                    return
+                except Exception as exc:  # whatever it is, this task must not end the server
+                    self._start_problem = f"warm process start failed: {describe(exc)}"
+                    logger.warning("{}; retrying in {:g} s", self._start_problem, delay)
+                    await anyio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX_S)
         finally:
             self._starting.discard(key)
-        self._warm[key] = process
-        self._warm.move_to_end(key)
-        while len(self._warm) > self.settings.pool_size:
-            _, oldest = self._warm.popitem(last=False)
-            await oldest.aclose()
 
-    async def _take(self, key: WarmKey, cli: str) -> tuple[WarmClaude, bool]:
-        process = self._warm.pop(key, None)
+    async def _start_for(self, key: WarmKey) -> None:
+        if not await self._pool.reserve(evict=False):
+            return  # no room now; the next request for this key prepares it again
+        try:
+            process = await self._spawn(key)
+        except BaseException:
+            await self._pool.release()
+            raise
+        await self._pool.put(key, process)
+
+    async def _acquire(self, key: WarmKey) -> tuple[WarmClaude, bool]:
+        process = self._pool.take(key)
         if process is not None and process.alive:
             return process, True
         if process is not None:
-            await process.aclose()
-        return await WarmClaude.spawn(
-            cli, key, self.settings.temp_base, self.settings.allowed_tools
-        ), False
+            await self._pool.close(process)
+        await self._pool.reserve(evict=True)
+        try:
+            return await self._spawn(key), False
+        except BaseException:
+            await self._pool.release()
+            raise
 
     async def stream(
         self, request: ChatRequest, record: RunRecord
     ) -> AsyncGenerator[BackendEvent, None]:
-        cli = self.require_cli()
+        self.require_cli()
         model = await self.catalog.resolve(request.model)
         prompt = build_cli_prompt(request.messages)
         effort = request.reasoning_effort if request.reasoning_effort in EFFORTS else None
         key = WarmKey(model, prompt.system, effort)
-        process, warm = await self._take(key, cli)
-        self._prepare(key)  # the next request with this key finds a warm process again
-        record.workdir = str(process.workdir)
-        record.argv = process.argv
-        logger.debug(
-            "claude request served by a {} process (pid {})",
-            "warm" if warm else "cold",
-            process.run.pid,
-        )
         try:
-            if not await process.run.write_stdin(user_message_line(prompt.prompt), close=True):
+            process, warm = await self._acquire(key)
+        finally:
+            # The next request with this key finds a warm process again; if this start
+            # failed, the background one retries until it works (and /health says why).
+            self._prepare(key)
+        try:
+            record.workdir = str(process.workdir)
+            record.argv = process.argv
+            logger.debug(
+                "claude request served by a {} process (pid {})",
+                "warm" if warm else "cold",
+                process.run.pid,
+            )
+            line = user_message_line(neutralise_prompt(prompt.prompt))
+            if not await process.run.write_stdin(line, close=True):
                 logger.debug("the claude process closed its stdin before the prompt")
             parser = self.new_parser()
             async with aclosing(
@@ -212,4 +275,5 @@ class ClaudeWarmBackend(ClaudeCliBackend):
                 async for event in events:
                     yield event
         finally:
-            await process.aclose()
+            await self._pool.close(process)
+            self._prepare(key)  # there may be room now that was not there before

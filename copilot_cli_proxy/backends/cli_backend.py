@@ -25,8 +25,10 @@ from loguru import logger
 from copilot_cli_proxy.backends.base import BackendEvent, ModelInfo, RunRecord
 from copilot_cli_proxy.backends.models import ModelCatalog
 from copilot_cli_proxy.backends.prompt import CliPrompt, build_cli_prompt
+from copilot_cli_proxy.config.registry import KINDS
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.protocol.requests import ChatRequest
+from copilot_cli_proxy.runtime.childenv import child_environment
 from copilot_cli_proxy.runtime.process import CliRun, capture_cli, run_cli
 from copilot_cli_proxy.runtime.workdir import ensure_base, request_workdir
 from copilot_cli_proxy.settings import PROJECT_ROOT, Settings
@@ -34,7 +36,6 @@ from copilot_cli_proxy.settings import PROJECT_ROOT, Settings
 VERSION_PROBE_TIMEOUT_S = 60.0
 # Our own settings that must not leak into the CLI's environment.
 NPM_PACKAGES = {"copilot": "@github/copilot", "claude": "@anthropic-ai/claude-code"}
-PRIVATE_ENV = ("API_KEY", "API_KEYS", "RATE_LIMIT_STORAGE_URI")
 
 
 def resolve_cli(configured: str, name: str, project_root: Path = PROJECT_ROOT) -> str | None:
@@ -52,12 +53,22 @@ def resolve_cli(configured: str, name: str, project_root: Path = PROJECT_ROOT) -
     return str(local) if local.exists() else None
 
 
-def cli_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in (base if base is not None else os.environ).items()}
-    for key in PRIVATE_ENV:
-        env.pop(key, None)
-    env["NO_COLOR"] = "1"
-    return env
+def cli_env(
+    base: Mapping[str, str] | None = None,
+    *,
+    kind: str | None = None,
+    extra_names: tuple[str, ...] = (),
+) -> dict[str, str]:
+    """A CLI child's environment: the allowlist of its kind plus ``extra_names``
+    (runtime/childenv.py), never the server's own secrets or another backend's.
+    Without a kind: what any CLI kind may see (the login and doctor commands)."""
+    kinds = [KINDS[kind]] if kind else [k for k in KINDS.values() if k.executable]
+    return child_environment(
+        os.environ if base is None else base,
+        prefixes=tuple(p for k in kinds for p in k.env_prefixes),
+        names=tuple(n for k in kinds for n in k.env_names) + extra_names,
+        overrides={"NO_COLOR": "1"},
+    )
 
 
 def parse_json_line(line: bytes) -> dict[str, Any] | None:
@@ -73,6 +84,9 @@ class Invocation:
     argv: list[str]
     stdin: bytes | None
     redacted_argv: list[str]
+    # Where the CLI runs and with what environment; default: the request dir, cli_env().
+    cwd: Path | None = None
+    env: Mapping[str, str] | None = None
 
 
 class OutputParser(ABC):
@@ -112,6 +126,19 @@ class CliBackend(ABC):
     # the CLI's name as its id.
     backend_id: str = ""
     extra_env: tuple[str, ...] = ()
+    # What a CLI can honour besides plain chat (gateway/capabilities.py): nothing yet.
+    capabilities: frozenset[str] = frozenset()
+
+    @property
+    def kind(self) -> str:
+        return f"{self.executable}-cli"
+
+    @property
+    def label(self) -> str:
+        return self.backend_id or self.executable
+
+    def child_env(self) -> dict[str, str]:
+        return cli_env(kind=self.kind, extra_names=self.extra_env)
 
     def __init__(self, settings: Settings, configured_path: str) -> None:
         self.settings = settings
@@ -148,6 +175,7 @@ class CliBackend(ABC):
             "cli": {
                 "path": self.cli_path,
                 "found": self.cli_path is not None,
+                "executable": self.cli_path is not None and os.access(self.cli_path, os.X_OK),
                 "version": self.version,
             },
             "models_cached": self.catalog.cached_count,
@@ -183,6 +211,12 @@ class CliBackend(ABC):
                 f"install it with `npm install {NPM_PACKAGES[self.executable]}` (or run "
                 f"scripts/setup.sh) or set {self.executable.upper()}_CLI_PATH.",
             )
+        if not os.access(self.cli_path, os.X_OK):
+            raise ProxyError(
+                "cli_not_found",
+                f"The {self.executable} CLI at {self.cli_path} is not executable. The operator "
+                f"can fix its permissions (chmod +x) or set {self.executable.upper()}_CLI_PATH.",
+            )
         return self.cli_path
 
     async def run_text(
@@ -191,9 +225,15 @@ class CliBackend(ABC):
         """Run the CLI with ``args`` to completion and return its stdout."""
         cli = self.require_cli()
         base = self.settings.temp_base
-        ensure_base(base)
+        try:
+            ensure_base(base)
+        except OSError as exc:
+            raise ProxyError(
+                "cli_start_failed",
+                f"The server cannot use TEMP_DIR_BASE {base}: {exc.strerror or exc}.",
+            ) from exc
         _, stdout, _ = await capture_cli(
-            [cli, *args], cwd=base, env=cli_env(), limit_s=limit_s, stdin_data=stdin
+            [cli, *args], cwd=base, env=self.child_env(), limit_s=limit_s, stdin_data=stdin
         )
         return stdout
 
@@ -218,7 +258,10 @@ class CliBackend(ABC):
             parser = self.new_parser()
             async with (
                 run_cli(
-                    invocation.argv, cwd=workdir, env=cli_env(), stdin_data=invocation.stdin
+                    invocation.argv,
+                    cwd=invocation.cwd or workdir,
+                    env=self.child_env() if invocation.env is None else invocation.env,
+                    stdin_data=invocation.stdin,
                 ) as run,
                 aclosing(read_events(run, parser, record, workdir)) as events,
             ):

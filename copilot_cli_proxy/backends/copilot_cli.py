@@ -3,20 +3,48 @@
 Copilot takes its prompt only as an option value, so the prompt is argv: always in
 the ``--prompt=<text>`` form, so that a prompt starting with ``-`` stays data.
 Linux limits one argv string to 128 KiB; larger conversations get a clear 413.
-System text goes to AGENTS.md in the request dir, which copilot loads as
-instructions. Token counts come from ``--usage-output-file`` (the JSON event
-stream carries output tokens only).
+System text goes to AGENTS.md in the request's working directory, which copilot
+loads as instructions; that directory is its own git root and the run has a private
+copilot home, so no other instruction file is read and no conversation is kept
+(``copilot_isolation.py``). Token counts come from ``--usage-output-file`` (the JSON
+event stream carries output tokens only).
 """
 
 from __future__ import annotations
 
-import json
-import re
+import os
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
-from copilot_cli_proxy.backends.base import BackendEvent, Finish, ModelInfo, TextDelta, Usage
-from copilot_cli_proxy.backends.cli_backend import CliBackend, Invocation, OutputParser
+import anyio
+from loguru import logger
+
+from copilot_cli_proxy.backends.base import (
+    BackendEvent,
+    ModelInfo,
+    RunRecord,
+)
+from copilot_cli_proxy.backends.cli_backend import CliBackend, Invocation
+from copilot_cli_proxy.backends.copilot_auth import (
+    byok_enabled,
+    byok_model,
+    login_problem,
+    stored_login_state,
+)
+from copilot_cli_proxy.backends.copilot_isolation import (
+    isolated_env,
+    make_private_home,
+    mark_git_root,
+    operator_copilot_home,
+)
+from copilot_cli_proxy.backends.copilot_output import (
+    USAGE_FILE,
+    CopilotOutputParser,
+    parse_config_help_models,
+    parse_help_choices_models,
+)
 from copilot_cli_proxy.backends.models import owned_by
 from copilot_cli_proxy.backends.prompt import CliPrompt, build_cli_prompt
 from copilot_cli_proxy.errors import ProxyError
@@ -25,24 +53,17 @@ from copilot_cli_proxy.settings import Settings
 
 MAX_ARG_BYTES = 131072  # Linux MAX_ARG_STRLEN, including the terminating NUL
 PROMPT_FLAG = "--prompt="
-USAGE_FILE = "usage.json"
 INSTRUCTIONS_FILE = "AGENTS.md"
+WORK_DIR = "work"  # the CLI's working directory, inside the request dir
+HOME_DIR = "home"  # the run's private copilot home, inside the request dir
 DISCOVERY_TIMEOUT_S = 60.0
+LOGIN_CHECK_INTERVAL_S = 300.0
 
-# Tools off: deny rules win over every allow rule, even --allow-all-tools.
+# Tools off. `--available-tools` naming no real tool leaves the model none (an empty
+# `--available-tools=` does nothing: 17 tools, `session_store_sql` among them); the
+# deny rules are a second layer (they win over every allow rule, even --allow-all-tools).
+NO_TOOL = "copilot-cli-proxy-offers-no-tools"
 DENY_ALL_TOOLS = ("--deny-tool=shell", "--deny-tool=write", "--deny-tool=url")
-
-LOGIN_HINT = (
-    "The copilot CLI on the server is not logged in. The operator must log it in once: "
-    "run `copilot-cli-proxy login copilot` (or `copilot login`) as the user that runs the "
-    "server, or set COPILOT_GITHUB_TOKEN (or GH_TOKEN) in the server's environment to a "
-    "token with Copilot access."
-)
-AUTH_ERROR_MARKERS = (
-    "No authentication information found",
-    "No GitHub OAuth token",
-    "Not authenticated",
-)
 
 
 def build_copilot_argv(
@@ -72,6 +93,7 @@ def build_copilot_argv(
         argv += [f"--available-tools={tool}" for tool in allowed_tools]
         argv += [f"--allow-tool={tool}" for tool in allowed_tools]
     else:
+        argv.append(f"--available-tools={NO_TOOL}")
         argv += DENY_ALL_TOOLS
     if reasoning_effort:
         argv.append(f"--reasoning-effort={reasoning_effort}")
@@ -89,151 +111,6 @@ def redact_argv(argv: list[str]) -> list[str]:
 
 def prompt_arg_fits(prompt: str) -> bool:
     return len((PROMPT_FLAG + prompt).encode("utf-8")) + 1 <= MAX_ARG_BYTES
-
-
-def usage_from_metrics(metrics: dict[str, Any]) -> Usage | None:
-    """Sum ``modelMetrics.*.usage`` from ``--usage-output-file``."""
-    model_metrics = metrics.get("modelMetrics")
-    if not isinstance(model_metrics, dict) or not model_metrics:
-        return None
-    totals = {"inputTokens": 0, "outputTokens": 0, "cacheReadTokens": 0, "reasoningTokens": 0}
-    seen: set[str] = set()
-    for entry in model_metrics.values():
-        usage = entry.get("usage") if isinstance(entry, dict) else None
-        if not isinstance(usage, dict):
-            continue
-        for key in totals:
-            value = usage.get(key)
-            if isinstance(value, int) and not isinstance(value, bool):
-                totals[key] += value
-                seen.add(key)
-    if not {"inputTokens", "outputTokens"} <= seen:
-        return None
-    return Usage(
-        prompt_tokens=totals["inputTokens"],
-        completion_tokens=totals["outputTokens"],
-        cached_prompt_tokens=totals["cacheReadTokens"] if "cacheReadTokens" in seen else None,
-        reasoning_tokens=totals["reasoningTokens"] if "reasoningTokens" in seen else None,
-    )
-
-
-def _is_auth_failure(text: str) -> bool:
-    return any(marker in text for marker in AUTH_ERROR_MARKERS)
-
-
-def _first_lines(text: str, count: int = 3) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return " ".join(lines[:count])
-
-
-class CopilotOutputParser(OutputParser):
-    """``--output-format json``: session events, then one ``result`` line."""
-
-    def __init__(self) -> None:
-        self._streamed_messages: set[str] = set()
-        self._output_tokens: int | None = None
-        self._result: dict[str, Any] | None = None
-        # Headless sessions only: per-call token counts, and the end-of-turn marker.
-        self._call_usage: dict[str, int] = {}
-        self.idle = False
-
-    def feed(self, obj: dict[str, Any]) -> list[BackendEvent]:
-        kind = obj.get("type")
-        raw_data = obj.get("data")
-        data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
-        if kind == "assistant.message_delta":
-            text = data.get("deltaContent")
-            self._streamed_messages.add(str(data.get("messageId")))
-            return [TextDelta(text)] if isinstance(text, str) and text else []
-        if kind == "assistant.message":
-            tokens = data.get("outputTokens")
-            if isinstance(tokens, int) and not isinstance(tokens, bool):
-                self._output_tokens = (self._output_tokens or 0) + tokens
-            content = data.get("content")
-            # Without streaming deltas (e.g. a model that does not stream), the whole
-            # message is the only copy of the text.
-            if str(data.get("messageId")) not in self._streamed_messages and content:
-                return [TextDelta(str(content))]
-            return []
-        if kind == "session.error":
-            message = str(data.get("message") or "unknown error")
-            if _is_auth_failure(message):
-                raise ProxyError("cli_not_logged_in", LOGIN_HINT)
-            raise ProxyError("cli_failed", f"The copilot CLI reported an error: {message}")
-        if kind == "assistant.usage":
-            for key in ("inputTokens", "outputTokens", "cacheReadTokens", "reasoningTokens"):
-                value = data.get(key)
-                if isinstance(value, int) and not isinstance(value, bool):
-                    self._call_usage[key] = self._call_usage.get(key, 0) + value
-            return []
-        if kind == "session.idle":
-            self.idle = True
-            return []
-        if kind == "result":
-            self._result = obj
-        return []
-
-    def session_usage(self) -> Usage:
-        """Usage of a headless turn: the sum of its ``assistant.usage`` events."""
-        calls = self._call_usage
-        if "inputTokens" not in calls or "outputTokens" not in calls:
-            return Usage(completion_tokens=self._output_tokens)
-        return Usage(
-            prompt_tokens=calls["inputTokens"],
-            completion_tokens=calls["outputTokens"],
-            cached_prompt_tokens=calls.get("cacheReadTokens"),
-            reasoning_tokens=calls.get("reasoningTokens"),
-        )
-
-    def finish(self, exit_code: int, stderr: str, workdir: Path) -> list[BackendEvent]:
-        if _is_auth_failure(stderr):
-            raise ProxyError("cli_not_logged_in", LOGIN_HINT)
-        result_code = self._result.get("exitCode") if self._result else None
-        if exit_code != 0 or (isinstance(result_code, int) and result_code != 0):
-            detail = _first_lines(stderr) or f"exit code {exit_code}"
-            raise ProxyError("cli_failed", f"The copilot CLI failed: {detail}")
-        if self._result is None:
-            raise ProxyError("cli_failed", "The copilot CLI ended without a result.")
-        if self._result.get("outcome") == "blocked":
-            blocker = self._result.get("blocker") or "a permission it does not have"
-            raise ProxyError(
-                "cli_failed", f"The copilot CLI could not finish: blocked by {blocker}"
-            )
-        usage = None
-        usage_path = workdir / USAGE_FILE
-        if usage_path.is_file():
-            try:
-                metrics = json.loads(usage_path.read_text("utf-8"))
-            except (OSError, ValueError):
-                metrics = None
-            usage = usage_from_metrics(metrics) if isinstance(metrics, dict) else None
-        if usage is None:
-            usage = Usage(completion_tokens=self._output_tokens)
-        return [usage, Finish("stop")]
-
-
-# `copilot help config`: the `model` setting lists its ids as `    - "<id>"` lines.
-_CONFIG_MODEL_LINE = re.compile(r'^    - "([^"]+)"$')
-# Older CLIs: `--model <model>  Set the AI model to use (choices: "a", "b", …)` in --help.
-_HELP_CHOICES = re.compile(r"--model <model>[^(]*\(choices:(?P<body>[^)]*)\)", re.DOTALL)
-
-
-def parse_config_help_models(text: str) -> list[str]:
-    ids: list[str] = []
-    in_model_block = False
-    for line in text.splitlines():
-        if line.startswith("  `"):
-            in_model_block = line.startswith("  `model`:")
-            continue
-        match = _CONFIG_MODEL_LINE.match(line)
-        if in_model_block and match:
-            ids.append(match.group(1))
-    return ids
-
-
-def parse_help_choices_models(text: str) -> list[str]:
-    match = _HELP_CHOICES.search(text)
-    return re.findall(r'"([^"]+)"', match.group("body")) if match else []
 
 
 def check_prompt_arg(prompt: str) -> None:
@@ -262,6 +139,67 @@ class CopilotCliBackend(CliBackend):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings, settings.copilot_cli_path)
+        # Whether copilot has a login: a guess from env and files, then what runs showed.
+        self.logged_in: bool | None = True if byok_enabled(os.environ) else None
+        # The last failure of background work, until that work succeeds again.
+        self.background_error: str | None = None
+
+    # -- background work: never raises, so it can never end the server's task group ----
+
+    async def warm_up(self) -> None:
+        """Version probe and model discovery, then the periodic checks, until stopped."""
+        try:
+            await super().warm_up()
+        except Exception as exc:
+            self._background_failed("the start-up checks", exc)
+        await self.supervise()
+
+    async def supervise(self) -> None:
+        """One-shot: refresh the login guess every few minutes (no CLI run: cheap)."""
+        while True:
+            try:
+                self._guess_login()
+            except Exception as exc:
+                self._background_failed("the login check", exc)
+            await anyio.sleep(LOGIN_CHECK_INTERVAL_S)
+
+    def _background_failed(self, what: str, exc: BaseException) -> None:
+        detail = str(exc) or type(exc).__name__
+        self.background_error = f"{what} failed: {detail}"
+        logger.opt(exception=exc).warning("copilot: {} failed; retrying later", what)
+
+    def _guess_login(self) -> None:
+        guess = stored_login_state(os.environ, operator_copilot_home())
+        if guess is not None or self.logged_in is None:
+            self.logged_in = guess
+
+    def note_login(self, logged_in: bool) -> None:
+        """What a real run showed, which beats any guess."""
+        if self.logged_in is not logged_in:
+            logger.info("copilot login state: {}", "logged in" if logged_in else "not logged in")
+        self.logged_in = logged_in
+
+    def health(self) -> dict[str, Any]:
+        status = super().health()
+        status["logged_in"] = self.logged_in
+        status["problems"] = self.problems()
+        return status
+
+    def problems(self) -> list[str]:
+        """What keeps requests from being answered, each with what the operator can do."""
+        found: list[str] = []
+        if self.cli_path is None:
+            try:
+                self.require_cli()
+            except ProxyError as exc:
+                found.append(exc.message)
+        if self.logged_in is False:
+            found.append(login_problem(os.environ))
+        if self.background_error:
+            found.append(self.background_error)
+        return found
+
+    # -- one run ------------------------------------------------------------------------
 
     def check_request(self, request: ChatRequest) -> None:
         check_prompt_arg(build_cli_prompt(request.messages).prompt)
@@ -270,8 +208,12 @@ class CopilotCliBackend(CliBackend):
         self, workdir: Path, prompt: CliPrompt, model: str, request: ChatRequest, cli: str
     ) -> Invocation:
         check_prompt_arg(prompt.prompt)
+        work = workdir / WORK_DIR
+        work.mkdir()
+        mark_git_root(work)
+        home = make_private_home(workdir / HOME_DIR, operator_copilot_home())
         if prompt.system:
-            (workdir / INSTRUCTIONS_FILE).write_text(prompt.system, encoding="utf-8")
+            (work / INSTRUCTIONS_FILE).write_text(prompt.system, encoding="utf-8")
         argv = build_copilot_argv(
             cli,
             prompt=prompt.prompt,
@@ -280,10 +222,29 @@ class CopilotCliBackend(CliBackend):
             allowed_tools=self.settings.allowed_tools,
             reasoning_effort=request.reasoning_effort,
         )
-        return Invocation(argv=argv, stdin=None, redacted_argv=redact_argv(argv))
+        return Invocation(
+            argv=argv,
+            stdin=None,
+            redacted_argv=redact_argv(argv),
+            cwd=work,
+            env=isolated_env(home, extra_names=self.extra_env),
+        )
 
     def new_parser(self) -> CopilotOutputParser:
-        return CopilotOutputParser()
+        return CopilotOutputParser(login_problem(os.environ))
+
+    async def stream(
+        self, request: ChatRequest, record: RunRecord
+    ) -> AsyncGenerator[BackendEvent, None]:
+        try:
+            async with aclosing(super().stream(request, record)) as events:
+                async for event in events:
+                    yield event
+        except ProxyError as exc:
+            if exc.code == "cli_not_logged_in":
+                self.note_login(False)
+            raise
+        self.note_login(True)
 
     async def _discover_models(self) -> list[ModelInfo]:
         ids = parse_config_help_models(
@@ -295,4 +256,8 @@ class CopilotCliBackend(CliBackend):
             )
         if not ids:
             raise ValueError("found no model list in `copilot help config` or `copilot --help`")
+        # A BYOK operator's own model is served too (COPILOT_MODEL, as one-shot uses it).
+        own = byok_model(os.environ)
+        if own and own not in ids:
+            ids.append(own)
         return [ModelInfo(id=i, owned_by=owned_by(i, "github-copilot")) for i in ids]

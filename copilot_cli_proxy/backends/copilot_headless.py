@@ -1,12 +1,18 @@
 """GitHub Copilot CLI, long-lived: ``copilot --headless --stdio`` speaking JSON-RPC.
 
 One process (or POOL_SIZE of them) serves every request as its own session: the
-request's temp dir is the session's working directory, its system text the
-session's system message, its prompt a ``session.send`` (no argv, so no size
-limit). Streamed ``assistant.message_delta`` events become chunks, the
-``assistant.usage`` events the real token counts. A client that leaves or a
-timeout aborts the session; the session is always deleted afterwards. Permission
-requests are refused unless the operator allowed tools.
+request's temp dir is the session's working directory (its own git root), its system
+text the session's system message (no instruction file is read), its prompt a
+``session.send`` (no argv, so no size limit). Streamed ``assistant.message_delta``
+events become chunks, the ``assistant.usage`` events the real token counts. A client
+that leaves or a timeout aborts the session; the session is always deleted afterwards,
+and the process's private copilot home (no conversation store) goes with the process.
+Permission requests are refused unless the operator allowed tools. BYOK
+(``COPILOT_PROVIDER_*``) is passed to every session, as the headless CLI ignores it.
+
+A supervisor, off the request path, pings every process and replaces one that does
+not answer, asks the CLI for its login state, and keeps a session made ahead; it
+survives any failure (logged, retried after a backoff, shown in health()).
 
 Why our own client and not ``github-copilot-sdk``: the SDK starts the CLI with a
 plain ``Popen`` (no process group) and terminates only that pid, which orphans the
@@ -16,8 +22,7 @@ methods used here.
 
 from __future__ import annotations
 
-import math
-import shutil
+import os
 import tempfile
 from collections import OrderedDict
 from collections.abc import AsyncGenerator
@@ -28,39 +33,53 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream
 from loguru import logger
 
 from copilot_cli_proxy.backends.base import BackendEvent, Finish, RunRecord
-from copilot_cli_proxy.backends.cli_backend import cli_env
-from copilot_cli_proxy.backends.copilot_cli import (
-    DENY_ALL_TOOLS,
-    CopilotCliBackend,
-    CopilotOutputParser,
+from copilot_cli_proxy.backends.copilot_auth import byok_enabled, provider_from_env
+from copilot_cli_proxy.backends.copilot_cli import CopilotCliBackend
+from copilot_cli_proxy.backends.copilot_isolation import (
+    isolated_env,
+    make_private_home,
+    mark_git_root,
+    operator_copilot_home,
+)
+from copilot_cli_proxy.backends.copilot_output import CopilotOutputParser
+from copilot_cli_proxy.backends.copilot_rpc import (
+    APPROVAL,
+    REFUSAL,
+    RPC_TIMEOUT_S,
+    HeadlessCopilot,
+    ProcessGone,
+    SessionItem,
+    build_headless_argv,
+    remove_dir,
+    session_create_params,
 )
 from copilot_cli_proxy.backends.prompt import build_cli_prompt
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.protocol.requests import ChatRequest
-from copilot_cli_proxy.runtime.jsonrpc import (
-    FrameDecoder,
-    FramingError,
-    JsonRpcError,
-    JsonRpcPeer,
-    PeerClosed,
-)
+from copilot_cli_proxy.runtime.jsonrpc import JsonRpcError, PeerClosed
 from copilot_cli_proxy.runtime.process import CliRun
 from copilot_cli_proxy.runtime.workdir import PREFIX, ensure_base
 from copilot_cli_proxy.settings import Settings
 
-PROTOCOL_VERSION = 3
-CONNECT_TIMEOUT_S = 60.0
-RPC_TIMEOUT_S = 30.0
-CLEANUP_TIMEOUT_S = 5.0
-REFUSAL = {"kind": "reject", "feedback": "Tools are disabled on this server."}
-APPROVAL = {"kind": "approve-once"}
-
+__all__ = [
+    "APPROVAL",
+    "REFUSAL",
+    "CopilotHeadlessBackend",
+    "HeadlessCopilot",
+    "build_headless_argv",
+    "session_create_params",
+]
 
 READY_KEYS = 4  # model/system/effort combinations that keep a session made ahead
+HOME_PREFIX = PREFIX + "copilot-home-"  # swept with the request dirs after a crash
+CHECK_INTERVAL_S = 5.0  # between health checks of the long-lived processes
+PING_TIMEOUT_S = 10.0  # a process that does not answer a ping within this is replaced
+LOGIN_CHECK_INTERVAL_S = 300.0
+BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # after consecutive background failures
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,228 +89,12 @@ class ReadyKey:
     effort: str | None
 
 
-class _ProcessGone:
-    """Sent to every open session when the CLI process dies."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-
-SessionItem = dict[str, Any] | _ProcessGone
-
-
 @dataclass(slots=True)
 class OpenSession:
     process: HeadlessCopilot
     session_id: str
     events: MemoryObjectReceiveStream[SessionItem]
     workdir: Path
-
-
-def build_headless_argv(cli: str, allowed_tools: tuple[str, ...] = ()) -> list[str]:
-    argv = [
-        cli,
-        "--headless",
-        "--stdio",
-        "--no-auto-update",
-        "--log-level=error",
-        "--no-color",
-        "--no-ask-user",
-        "--disable-builtin-mcps",
-        "--disallow-temp-dir",
-    ]
-    if not allowed_tools:
-        argv += DENY_ALL_TOOLS
-    return argv
-
-
-def session_create_params(
-    *,
-    model: str,
-    workdir: Path,
-    system: str,
-    allowed_tools: tuple[str, ...],
-    reasoning_effort: str | None,
-) -> dict[str, Any]:
-    params: dict[str, Any] = {
-        "model": model,
-        "streaming": True,
-        "workingDirectory": str(workdir),
-        # Only these tools exist for the model; [] means none (the CLI reports
-        # "Disabled tools: bash, create, edit, …" for such a session).
-        "availableTools": list(allowed_tools),
-        "requestPermission": True,
-        "requestUserInput": False,
-        "requestElicitation": False,
-        "requestExitPlanMode": False,
-        "requestAutoModeSwitch": False,
-        "envValueMode": "direct",
-    }
-    if system:
-        params["systemMessage"] = {"mode": "append", "content": system}
-    if reasoning_effort:
-        params["reasoningEffort"] = reasoning_effort
-    return params
-
-
-class HeadlessCopilot:
-    """One ``copilot --headless --stdio`` process and its sessions."""
-
-    def __init__(self, run: CliRun, argv: list[str], allowed_tools: tuple[str, ...]) -> None:
-        self.run = run
-        self.argv = argv
-        self._allowed_tools = allowed_tools
-        self._sessions: dict[str, MemoryObjectSendStream[SessionItem]] = {}
-        self._tg: TaskGroup | None = None
-        self.gone: str | None = None
-        self.version: str | None = None
-        self._served = anyio.Event()
-        self.peer = JsonRpcPeer(self._send, self._on_notification, self._on_request)
-
-    @property
-    def load(self) -> int:
-        return len(self._sessions)
-
-    @property
-    def alive(self) -> bool:
-        return self.gone is None and self.run.alive
-
-    async def _send(self, data: bytes) -> None:
-        stdin = self.run.process.stdin
-        if stdin is None:
-            raise PeerClosed("no stdin")
-        try:
-            await stdin.send(data)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            # the process is gone or going: callers handle PeerClosed, not pipe errors
-            raise PeerClosed(f"the copilot CLI's stdin is closed ({type(exc).__name__})") from None
-
-    async def serve(self, tg: TaskGroup) -> None:
-        """Read frames until the process ends; then fail everything that waits on it."""
-        self._tg = tg
-        decoder = FrameDecoder()
-        reason = "the copilot CLI process exited"
-        try:
-            async for chunk in self.run.chunks():
-                for message in decoder.feed(chunk):
-                    reply = self.peer.dispatch(message)
-                    if reply is not None:
-                        tg.start_soon(_quietly, reply)
-        except FramingError as exc:
-            reason = f"the copilot CLI sent a broken frame ({exc})"
-        finally:
-            code = self.run.process.returncode
-            self.gone = reason + (f" (exit code {code})" if code is not None else "")
-            self.peer.close(PeerClosed(self.gone))
-            for stream in list(self._sessions.values()):
-                _deliver(stream, _ProcessGone(self.gone))
-            with anyio.CancelScope(shield=True):
-                await self.run.aclose()
-            self._served.set()
-
-    async def stop(self, grace: float = 3.0) -> None:
-        """End the process: stdin EOF first (it exits by itself), the group kill after."""
-        with anyio.CancelScope(shield=True):
-            await self.run.write_stdin(b"", close=True)
-            with anyio.move_on_after(grace):
-                await self._served.wait()
-            await self.run.aclose()
-
-    def _on_notification(self, method: str, params: Any) -> None:
-        if method != "session.event" or not isinstance(params, dict):
-            return
-        event = params.get("event")
-        stream = self._sessions.get(str(params.get("sessionId")))
-        if stream is None or not isinstance(event, dict):
-            return
-        if event.get("type") == "permission.requested":
-            self._answer_permission(str(params.get("sessionId")), event)
-            return
-        _deliver(stream, event)
-
-    def _answer_permission(self, session_id: str, event: dict[str, Any]) -> None:
-        data = event.get("data") if isinstance(event.get("data"), dict) else {}
-        request_id = data.get("requestId") if isinstance(data, dict) else None
-        if not request_id or self._tg is None:
-            return
-        decision = APPROVAL if self._allowed_tools else REFUSAL
-        logger.info(
-            "copilot session {} asked for a permission: {}",
-            session_id,
-            "approved (ALLOWED_TOOLS)" if self._allowed_tools else "refused",
-        )
-        self._tg.start_soon(
-            _quietly,
-            self.peer.request(
-                "session.permissions.handlePendingPermissionRequest",
-                {"sessionId": session_id, "requestId": request_id, "result": decision},
-            ),
-        )
-
-    async def _on_request(self, method: str, params: Any) -> Any:
-        # userInput/exitPlanMode/autoModeSwitch/...: nobody is there to answer.
-        raise JsonRpcError(-32601, f"{method} is not available through this server")
-
-    async def connect(self) -> None:
-        with anyio.fail_after(CONNECT_TIMEOUT_S):
-            try:
-                result = await self.peer.request(
-                    "connect", {"supportedTaskKinds": ["agent", "client", "shell"]}
-                )
-            except JsonRpcError as exc:
-                if exc.code != -32601:
-                    raise
-                result = await self.peer.request("ping", {"message": "copilot-cli-proxy"})
-        version = result.get("protocolVersion") if isinstance(result, dict) else None
-        if version != PROTOCOL_VERSION:
-            raise ProxyError(
-                "cli_start_failed",
-                f"The copilot CLI speaks protocol {version}; this server speaks "
-                f"{PROTOCOL_VERSION}. Install the CLI version in package.json.",
-            )
-        self.version = str(result.get("version")) if isinstance(result, dict) else None
-
-    async def open_session(
-        self, params: dict[str, Any]
-    ) -> tuple[str, MemoryObjectReceiveStream[SessionItem]]:
-        with anyio.fail_after(RPC_TIMEOUT_S):
-            result = await self.peer.request("session.create", params)
-        session_id = str(result["sessionId"])
-        send, receive = anyio.create_memory_object_stream[SessionItem](math.inf)
-        self._sessions[session_id] = send
-        return session_id, receive
-
-    async def close_session(self, session_id: str, *, abort: bool) -> None:
-        """Abort (when the turn is unfinished) and delete; shielded, bounded in time."""
-        stream = self._sessions.pop(session_id, None)
-        if stream is not None:
-            stream.close()
-        if not self.alive:
-            return
-        with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT_S):
-            try:
-                if abort:
-                    await self.peer.request("session.abort", {"sessionId": session_id})
-                await self.peer.request("session.delete", {"sessionId": session_id})
-            except (JsonRpcError, PeerClosed) as exc:
-                logger.warning("could not close copilot session {}: {}", session_id, exc)
-
-
-def _deliver(stream: MemoryObjectSendStream[SessionItem], item: SessionItem) -> None:
-    # The request may have stopped listening (answer done, client gone) while the
-    # session is still being closed: a late event for it is dropped, never allowed
-    # to break the reader that serves every other session.
-    try:
-        stream.send_nowait(item)
-    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-        pass
-
-
-async def _quietly(awaitable: Any) -> None:
-    try:
-        await awaitable
-    except (JsonRpcError, PeerClosed, anyio.BrokenResourceError, anyio.ClosedResourceError):
-        pass
 
 
 class CopilotHeadlessBackend(CopilotCliBackend):
@@ -306,21 +109,11 @@ class CopilotHeadlessBackend(CopilotCliBackend):
         self._preparing: set[ReadyKey] = set()
         self._pending_closes: list[tuple[OpenSession, bool]] = []
         self._stopping = False
+        self.processes_replaced = 0
 
     async def start(self, tg: TaskGroup) -> None:
         await super().start(tg)
         self._tg = tg
-
-    async def warm_up(self) -> None:
-        await super().warm_up()
-        if self.cli_path is None:
-            return
-        try:
-            await self._process()
-        except ProxyError as exc:
-            logger.warning("could not start the long-lived copilot process: {}", exc.message)
-            return
-        self._prepare(ReadyKey(self.settings.model, "", None))
 
     async def stop(self) -> None:
         self._stopping = True
@@ -338,11 +131,72 @@ class CopilotHeadlessBackend(CopilotCliBackend):
         status = super().health()
         status["runner"] = "persistent"
         status["processes_alive"] = sum(1 for p in self._processes if p.alive)
+        status["processes_replaced"] = self.processes_replaced
         status["sessions_ready"] = len(self._ready)
         return status
 
     def check_request(self, request: ChatRequest) -> None:
         return None  # the prompt travels over RPC: no argument-size limit
+
+    # -- supervision ----------------------------------------------------------------------
+
+    async def supervise(self) -> None:
+        """Until the server stops: a live process that answers, a known login state, a
+        session made ahead. Any failure is logged and retried after a backoff."""
+        failures = 0
+        login_checked_at = -LOGIN_CHECK_INTERVAL_S
+        while not self._stopping:
+            try:
+                if self.cli_path is not None:
+                    await self._check_processes()
+                    now = anyio.current_time()
+                    if now - login_checked_at >= LOGIN_CHECK_INTERVAL_S:
+                        await self._check_login()
+                        login_checked_at = now
+                    await self._make_ready(ReadyKey(self.settings.model, "", None))
+                self.background_error = None
+                failures = 0
+                delay = CHECK_INTERVAL_S
+            except Exception as exc:
+                self._background_failed("keeping a copilot process ready", exc)
+                delay = BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
+                failures += 1
+            await anyio.sleep(delay)
+
+    async def _check_processes(self) -> None:
+        """Ping every process; replace one that does not answer; start one if none runs."""
+        for process in list(self._processes):
+            if process.alive and not await process.ping(PING_TIMEOUT_S):
+                await self._replace(process)
+        await self._process()
+
+    async def _replace(self, process: HeadlessCopilot) -> None:
+        reason = (
+            f"the copilot CLI (pid {process.run.pid}) stopped answering: no reply to a "
+            f"ping within {PING_TIMEOUT_S:g} s; it was replaced"
+        )
+        logger.error("{}", reason)
+        self.processes_replaced += 1
+        async with self._spawn_lock:
+            if process in self._processes:
+                self._processes.remove(process)
+        for key, session in list(self._ready.items()):
+            if session.process is process:
+                del self._ready[key]
+                await self._close(session, abort=False)
+        await process.give_up(reason)
+
+    async def _check_login(self) -> None:
+        if byok_enabled(os.environ):
+            self.note_login(True)
+            return
+        process = await self._process()
+        with anyio.fail_after(RPC_TIMEOUT_S):
+            status = await process.peer.request("auth.getStatus", {})
+        if isinstance(status, dict) and isinstance(status.get("isAuthenticated"), bool):
+            self.note_login(status["isAuthenticated"])
+
+    # -- processes ------------------------------------------------------------------------
 
     async def _process(self) -> HeadlessCopilot:
         """The least loaded live process; a fresh one where a slot is free or dead."""
@@ -353,15 +207,23 @@ class CopilotHeadlessBackend(CopilotCliBackend):
             return await self._spawn()
 
     async def _spawn(self) -> HeadlessCopilot:
-        if self._tg is None:
-            raise ProxyError("cli_unavailable", "The server is not started yet.")
+        if self._tg is None or self._stopping:
+            raise ProxyError("cli_unavailable", "The server is not running.")
         cli = self.require_cli()
         argv = build_headless_argv(cli, self.settings.allowed_tools)
         base = self.settings.temp_base
         ensure_base(base)
-        run = await CliRun.start(argv, cwd=base, env=cli_env(), keep_stdin=True)
-        process = HeadlessCopilot(run, argv, self.settings.allowed_tools)
-        self._tg.start_soon(process.serve, self._tg)
+        home = Path(tempfile.mkdtemp(prefix=HOME_PREFIX, dir=base))
+        try:
+            make_private_home(home, operator_copilot_home())
+            run = await CliRun.start(
+                argv, cwd=base, env=isolated_env(home, extra_names=self.extra_env), keep_stdin=True
+            )
+        except BaseException:
+            await remove_dir(home)
+            raise
+        process = HeadlessCopilot(run, argv, self.settings.allowed_tools, home=home)
+        self._tg.start_soon(process.serve, self._tg)  # removes the home when the process ends
         try:
             await process.connect()
         except (TimeoutError, PeerClosed, JsonRpcError) as exc:
@@ -369,7 +231,7 @@ class CopilotHeadlessBackend(CopilotCliBackend):
             await run.aclose()
             raise ProxyError(
                 "cli_start_failed",
-                f"The copilot CLI did not start its JSON-RPC server: {exc}"
+                f"The copilot CLI did not start its JSON-RPC server: {exc or 'no answer'}"
                 + (f" ({detail[-1]})" if detail else ""),
             ) from None
         logger.info("long-lived copilot process {} ready (pid {})", process.version, run.pid)
@@ -382,19 +244,30 @@ class CopilotHeadlessBackend(CopilotCliBackend):
     # fixes (model, system text, effort) and owns its request dir from the start.
 
     def _prepare(self, key: ReadyKey) -> None:
-        if self._tg is None or key in self._ready or key in self._preparing:
+        if self._tg is None or self._stopping:
             return
-        self._preparing.add(key)
-        self._tg.start_soon(self._make_ready, key)
+        try:
+            self._tg.start_soon(self._make_ready_quietly, key)
+        except RuntimeError:
+            pass  # the server is stopping: nothing to prepare for
+
+    async def _make_ready_quietly(self, key: ReadyKey) -> None:
+        try:
+            await self._make_ready(key)
+        except Exception as exc:  # a background task must never end the task group
+            self._background_failed("making a copilot session ahead", exc)
 
     async def _make_ready(self, key: ReadyKey) -> None:
+        if key in self._ready or key in self._preparing:
+            return
+        self._preparing.add(key)
         try:
             session = await self._open(key)
-        except ProxyError as exc:
-            logger.debug("no session made ahead: {}", exc.message)
-            return
         finally:
             self._preparing.discard(key)
+        if self._stopping:
+            await self._close(session, abort=False)
+            return
         self._ready[key] = session
         self._ready.move_to_end(key)
         while len(self._ready) > READY_KEYS:
@@ -402,9 +275,16 @@ class CopilotHeadlessBackend(CopilotCliBackend):
             await self._close(oldest, abort=False)
 
     async def _open(self, key: ReadyKey) -> OpenSession:
-        ensure_base(self.settings.temp_base)
-        workdir = Path(tempfile.mkdtemp(prefix=PREFIX, dir=self.settings.temp_base))
         try:
+            ensure_base(self.settings.temp_base)
+            workdir = Path(tempfile.mkdtemp(prefix=PREFIX, dir=self.settings.temp_base))
+        except OSError as exc:
+            raise ProxyError(
+                "cli_unavailable",
+                f"The server could not make a request dir for copilot: {exc.strerror or exc}.",
+            ) from None
+        try:
+            mark_git_root(workdir)
             process = await self._process()
             params = session_create_params(
                 model=key.model,
@@ -412,13 +292,26 @@ class CopilotHeadlessBackend(CopilotCliBackend):
                 system=key.system,
                 allowed_tools=self.settings.allowed_tools,
                 reasoning_effort=key.effort,
+                provider=provider_from_env(os.environ),
             )
             session_id, events = await process.open_session(params)
-        except (PeerClosed, JsonRpcError, TimeoutError) as exc:
-            await _remove_dir(workdir)
+        except (PeerClosed, JsonRpcError) as exc:
+            await remove_dir(workdir)
             raise ProxyError("cli_unavailable", f"The copilot CLI is unavailable: {exc}") from None
+        except TimeoutError:
+            await remove_dir(workdir)
+            raise ProxyError(
+                "cli_unavailable",
+                f"The copilot CLI did not open a session within {RPC_TIMEOUT_S:g} s.",
+            ) from None
+        except OSError as exc:
+            await remove_dir(workdir)
+            raise ProxyError(
+                "cli_unavailable",
+                f"The server could not prepare a copilot session: {exc.strerror or exc}.",
+            ) from None
         except BaseException:
-            await _remove_dir(workdir)
+            await remove_dir(workdir)
             raise
         return OpenSession(process, session_id, events, workdir)
 
@@ -431,20 +324,38 @@ class CopilotHeadlessBackend(CopilotCliBackend):
         return await self._open(key)
 
     async def _close(self, session: OpenSession, *, abort: bool) -> None:
-        """Abort (an unfinished turn), delete the session, remove its dir. Shielded."""
+        """Abort (an unfinished turn), delete the session, remove its dir. Shielded.
+
+        When the server stops, the CLI is not asked: its reader is already cancelled (no
+        answer could arrive), and the process and its private home go anyway.
+        """
         with anyio.CancelScope(shield=True):
             session.events.close()
             try:
-                await session.process.close_session(session.session_id, abort=abort)
+                if self._stopping:
+                    session.process.forget_session(session.session_id)
+                else:
+                    await session.process.close_session(session.session_id, abort=abort)
             finally:
-                await _remove_dir(session.workdir)
+                await remove_dir(session.workdir)
 
     def _close_later(self, session: OpenSession, *, abort: bool) -> None:
         """Off the answer's path; inline when the server is stopping."""
         if self._tg is not None and not self._stopping:
-            self._tg.start_soon(partial(self._close, session, abort=abort))
-        else:
-            self._pending_closes.append((session, abort))
+            try:
+                self._tg.start_soon(partial(self._close_quietly, session, abort=abort))
+                return
+            except RuntimeError:
+                pass  # the task group is closing: stop() closes it
+        self._pending_closes.append((session, abort))
+
+    async def _close_quietly(self, session: OpenSession, *, abort: bool) -> None:
+        try:
+            await self._close(session, abort=abort)
+        except Exception as exc:
+            logger.opt(exception=exc).warning("could not close copilot session")
+
+    # -- one request --------------------------------------------------------------------
 
     async def stream(
         self, request: ChatRequest, record: RunRecord
@@ -459,25 +370,23 @@ class CopilotHeadlessBackend(CopilotCliBackend):
         record.argv = session.process.argv
         finished = False
         try:
-            with anyio.fail_after(RPC_TIMEOUT_S):
-                await session.process.peer.request(
-                    "session.send", {"sessionId": session.session_id, "prompt": prompt.prompt}
-                )
-            reader = CopilotOutputParser()
+            await self._send(session, prompt.prompt)
+            reader = self.new_parser()
             async for item in session.events:
-                if isinstance(item, _ProcessGone):
+                if isinstance(item, ProcessGone):
                     raise ProxyError(
                         "cli_unavailable",
                         f"The copilot CLI stopped while answering: {item.reason}. "
                         "The next request starts a fresh one.",
                     )
-                for event in reader.feed(item):
+                for event in self._read(reader, item):
                     yield event
                 if reader.idle:
                     break
             if not reader.idle:
                 raise ProxyError("cli_failed", "The copilot session ended without an answer.")
             finished = True
+            self.note_login(True)
             yield reader.session_usage()
             yield Finish("stop")
         except (PeerClosed, JsonRpcError) as exc:
@@ -485,7 +394,24 @@ class CopilotHeadlessBackend(CopilotCliBackend):
         finally:
             self._close_later(session, abort=not finished)
 
+    async def _send(self, session: OpenSession, prompt: str) -> None:
+        try:
+            with anyio.fail_after(RPC_TIMEOUT_S):
+                await session.process.peer.request(
+                    "session.send", {"sessionId": session.session_id, "prompt": prompt}
+                )
+        except TimeoutError:
+            # Our own deadline, not REQUEST_TIMEOUT: the process is stuck, and the
+            # supervisor replaces a process that stops answering.
+            raise ProxyError(
+                "cli_unavailable",
+                f"The copilot CLI did not take the prompt within {RPC_TIMEOUT_S:g} s.",
+            ) from None
 
-async def _remove_dir(path: Path) -> None:
-    with anyio.CancelScope(shield=True):
-        await anyio.to_thread.run_sync(shutil.rmtree, path, True)
+    def _read(self, reader: CopilotOutputParser, item: dict[str, Any]) -> list[BackendEvent]:
+        try:
+            return reader.feed(item)
+        except ProxyError as exc:
+            if exc.code == "cli_not_logged_in":
+                self.note_login(False)
+            raise

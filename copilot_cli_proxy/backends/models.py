@@ -58,6 +58,9 @@ class ModelCatalog:
         self._expires_at = 0.0
         self._lock = anyio.Lock()
         self.last_error: str | None = None
+        # Further names the CLI takes although it does not list them (claude: any full
+        # model name); an unknown one then fails at the model's API with a clear error.
+        self.accepts: Callable[[str], bool] | None = None
 
     @property
     def cached_count(self) -> int:
@@ -104,6 +107,8 @@ class ModelCatalog:
         models = await self.models()
         ids = [m.id for m in models]
         if requested in ids or requested in self._aliases:
+            return requested
+        if self.accepts is not None and self.accepts(requested):
             return requested
         raise ProxyError(
             "model_not_found",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from copilot_cli_proxy.protocol.requests import Message
+from copilot_cli_proxy.core.request import Message
 
 TRANSCRIPT_INTRO = (
     "Below is a conversation between a user and you, the assistant, oldest message first. "
@@ -33,11 +33,20 @@ def _label(message: Message) -> str:
     return f"[{message.role}]"
 
 
+def message_text(message: Message) -> str:
+    """A message as text: its content, then the tool calls it made, one line each."""
+    calls = [
+        f"[called tool {call.name} (id {call.id}) with arguments: {call.arguments}]"
+        for call in message.tool_calls
+    ]
+    return "\n".join(part for part in (message.content, *calls) if part)
+
+
 def build_cli_prompt(messages: tuple[Message, ...]) -> CliPrompt:
     system = "\n\n".join(m.content for m in messages if m.role == "system" and m.content.strip())
     turns = [m for m in messages if m.role != "system"]
     if len(turns) == 1 and turns[0].role == "user" and not turns[0].name:
         return CliPrompt(system=system, prompt=turns[0].content)
     blocks = [TRANSCRIPT_INTRO]
-    blocks.extend(f"{_label(m)}\n{m.content}" for m in turns)
+    blocks.extend(f"{_label(m)}\n{message_text(m)}" for m in turns)
     return CliPrompt(system=system, prompt="\n\n".join(blocks))

@@ -10,6 +10,8 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from copilot_cli_proxy.errors import ProxyError
+from copilot_cli_proxy.gate.auththrottle import AuthThrottle
+from copilot_cli_proxy.gate.clientip import ProxyTrust, client_ip
 from copilot_cli_proxy.gate.respond import reject
 
 KEY_HEADERS = ("authorization", "x-api-key")
@@ -55,24 +57,55 @@ class KeyRing:
 
 
 class ApiKeyGate:
-    """Turns away requests without a valid key; records the key's id in ``scope["state"]``."""
+    """Turns away requests without a valid key; records the key's id in ``scope["state"]``.
 
-    def __init__(self, app: ASGIApp, *, keys: Iterable[str], open_paths: Collection[str]) -> None:
+    With a throttle, an address past its failed attempts gets 429 for every attempt,
+    a right key included: otherwise the 429s would tell a guesser nothing and the
+    guessing would go on at full speed.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        keys: Iterable[str],
+        open_paths: Collection[str],
+        throttle: AuthThrottle | None = None,
+        trust: ProxyTrust | None = None,
+    ) -> None:
         self.app = app
         self.ring = KeyRing(keys)
         self.open_paths = frozenset(open_paths)
+        self.throttle = throttle
+        self.trust = trust
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.ring or scope["path"] in self.open_paths:
             await self.app(scope, receive, send)
             return
+        state = scope.setdefault("state", {})
+        address = client_ip(scope, self.trust)
+        throttle = self.throttle
+        if throttle is not None:
+            wait = await throttle.wait_for(address)
+            if wait is not None:
+                state["rate_limited"] = True
+                error = ProxyError(
+                    "too_many_auth_failures",
+                    f"Too many failed API key attempts from this address (at most "
+                    f"{throttle.max_failures} per {throttle.window_s} s). Retry after {wait} s.",
+                    retry_after=wait,
+                )
+                await reject(error, scope, receive, send)
+                return
         offered = presented_keys(Headers(scope=scope))
         matched = None
         for candidate in offered:
             matched = self.ring.match(candidate) or matched
-        state = scope.setdefault("state", {})
         if matched is None:
             state["auth_failed"] = True
+            if throttle is not None:
+                await throttle.failed(address)
             message = (
                 "Incorrect API key provided."
                 if offered

@@ -24,7 +24,7 @@ from loguru import logger
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from copilot_cli_proxy.errors import ProxyError
-from copilot_cli_proxy.gate.clientip import client_ip
+from copilot_cli_proxy.gate.clientip import ProxyTrust, client_ip
 from copilot_cli_proxy.gate.respond import header_list, reject
 
 NAMESPACE = "copilot-cli-proxy"
@@ -103,12 +103,12 @@ class RateLimitGate:
         *,
         limiter: RequestRateLimiter | None,
         exempt_paths: Collection[str],
-        trust_proxy_headers: bool,
+        trust: ProxyTrust | None,
     ) -> None:
         self.app = app
         self.limiter = limiter
         self.exempt_paths = frozenset(exempt_paths)
-        self.trust_proxy_headers = trust_proxy_headers
+        self.trust = trust
         self._last_outage_log = -math.inf
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -118,11 +118,7 @@ class RateLimitGate:
             return
         state = scope.setdefault("state", {})
         key_id = state.get("key_id")
-        bucket = (
-            f"key:{key_id}"
-            if key_id
-            else f"ip:{client_ip(scope, trust_proxy_headers=self.trust_proxy_headers)}"
-        )
+        bucket = f"key:{key_id}" if key_id else f"ip:{client_ip(scope, self.trust)}"
         try:
             decision = await limiter.hit(bucket)
         except (StorageError, OSError, TimeoutError) as exc:

@@ -1,10 +1,12 @@
-"""Size limits: the request body (read as it arrives, never buffered past the limit),
-the number of messages and the total prompt text."""
+"""Size limits: the request body (read as it arrives, never buffered past the limit, and
+within a time limit), the number of messages and the total prompt text."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+import anyio
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -20,13 +22,25 @@ def _body_too_large(max_bytes: int) -> ProxyError:
     )
 
 
+def _body_too_slow(timeout_s: float) -> ProxyError:
+    return ProxyError(
+        "request_timeout",
+        f"The request body did not arrive within {timeout_s:g} s (BODY_TIMEOUT).",
+    )
+
+
 class BodySizeGate:
     """413 for a body over ``max_bytes``: at once when Content-Length says so, else as
-    soon as the bytes read so far pass it (chunked uploads have no Content-Length)."""
+    soon as the bytes read so far pass it (chunked uploads have no Content-Length).
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    408 for a body still arriving ``timeout_s`` after the headers: a client sending a
+    byte now and then would otherwise hold its connection, and the route, forever.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, timeout_s: float = 60.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -38,16 +52,26 @@ class BodySizeGate:
                 await reject(_body_too_large(self.max_bytes), scope, receive, send)
                 return
         received = 0
+        body_done = False
+        deadline = time.monotonic() + self.timeout_s
 
         async def counted_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:
+                return await receive()  # the route waiting for a disconnect: no limit
+            with anyio.move_on_after(deadline - time.monotonic()) as waited:
+                message = await receive()
+            # Raised inside the route's body read, so the route's error handler answers
+            # them like any other ProxyError.
+            if waited.cancelled_caught:
+                raise _body_too_slow(self.timeout_s)
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    # Raised inside the route's body read, so the route's error handler
-                    # answers it like any other ProxyError.
                     raise _body_too_large(self.max_bytes)
+                body_done = not message.get("more_body", False)
+            else:
+                body_done = True
             return message
 
         await self.app(scope, counted_receive, send)

@@ -8,7 +8,7 @@ name" with that backend and its slot limiter.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import anyio
 from anyio.abc import TaskGroup
@@ -60,6 +60,7 @@ def config_from_settings(settings: Settings) -> GatewayConfig:
         max_concurrent=settings.max_concurrent,
         max_queue=settings.max_queue,
         default_model=settings.default_model,
+        env=settings.cli_env,
         options=options,
     )
     return GatewayConfig((spec,), {}, "<environment>")
@@ -89,8 +90,9 @@ class Gateway:
     def single(cls, settings: Settings, backend: CliBackend) -> Gateway:
         """One given backend (tests, and callers that build their own)."""
         config = config_from_settings(settings)
-        spec = config.backends[0]
-        backend.backend_id = backend.backend_id or spec.id
+        spec = replace(config.backends[0], id=backend.backend_id or backend.name)
+        config = replace(config, backends=(spec,))
+        backend.backend_id = spec.id
         limiter = ProcessLimiter(
             settings.max_concurrent, settings.max_queue, settings.queue_timeout_s
         )
@@ -148,7 +150,10 @@ class Gateway:
 
     async def route(self, requested: str) -> Routed:
         catalogs = await self.catalogs()
-        target = resolve_model(requested, catalogs, self.config.aliases)
+        listed = None
+        if len(self.nodes) == 1 and not self.config.aliases:
+            listed = [m.id for m in catalogs[self.primary.id]]
+        target = resolve_model(requested, catalogs, self.config.aliases, listed)
         node = self._by_id.get(target.backend_id)
         if node is None:  # cannot happen: the file's aliases are checked at start-up
             raise ProxyError("model_not_found", f"No backend {target.backend_id!r}.")

@@ -93,8 +93,16 @@ def _dedupe(models: list[ListedModel]) -> list[ListedModel]:
     return out
 
 
-def resolve_model(requested: str, catalogs: Catalogs, aliases: Mapping[str, str]) -> Target:
-    """The backend and model for ``requested``; 400 when ambiguous, 404 when unknown."""
+def resolve_model(
+    requested: str,
+    catalogs: Catalogs,
+    aliases: Mapping[str, str],
+    listed: Sequence[str] | None = None,
+) -> Target:
+    """The backend and model for ``requested``; 400 when ambiguous, 404 when unknown.
+
+    ``listed`` is what a 404 offers instead (default: the merged listing).
+    """
     if requested in aliases:
         backend_id, _, model = aliases[requested].partition("/")
         return Target(backend_id, model)
@@ -114,7 +122,7 @@ def resolve_model(requested: str, catalogs: Catalogs, aliases: Mapping[str, str]
             f"The model {clip(requested)!r} is served by several backends. Name one of: {choices}.",
             param="model",
         )
-    names = [m.id for m in list_models(catalogs, aliases)]
+    names = list(listed) if listed is not None else [m.id for m in list_models(catalogs, aliases)]
     raise _not_found(requested, names)
 
 
@@ -123,7 +131,7 @@ def _not_found(requested: str, names: Sequence[str]) -> ProxyError:
     hint = (
         f" Did you mean: {', '.join(close)}?"
         if close
-        else f" Available models: {', '.join(names[:50])}{' …' if len(names) > 50 else ''}."
+        else f" Available models: {', '.join(names[:60])}{' …' if len(names) > 60 else ''}."
     )
     return ProxyError(
         "model_not_found",

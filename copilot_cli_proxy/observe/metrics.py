@@ -2,20 +2,50 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 
-from copilot_cli_proxy.runtime.limiter import ProcessLimiter
+if TYPE_CHECKING:
+    from copilot_cli_proxy.gateway.gateway import Gateway
 
 PREFIX = "copilot_cli_proxy"
 # A CLI run takes seconds to minutes; sub-10 ms buckets would all hold the gate's rejections.
 LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300, 600)
 
 
+class SlotCollector(Collector):
+    """Each backend's slots in use and its queue, read when scraped."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        active = GaugeMetricFamily(
+            f"{PREFIX}_backend_slots_active",
+            "Requests holding a backend slot now",
+            labels=["backend"],
+        )
+        queued = GaugeMetricFamily(
+            f"{PREFIX}_backend_queue_depth",
+            "Requests waiting for a backend slot now",
+            labels=["backend"],
+        )
+        for node in self.gateway.nodes:
+            active.add_metric([node.id], node.limiter.active)
+            queued.add_metric([node.id], node.limiter.waiting)
+        yield active
+        yield queued
+
+
 class Metrics:
-    def __init__(self, limiter: ProcessLimiter) -> None:
+    def __init__(self, gateway: Gateway) -> None:
         self.registry = CollectorRegistry()
         registry = self.registry
         self.requests = Counter(
@@ -40,7 +70,7 @@ class Metrics:
         )
         self.rate_limited = Counter(
             f"{PREFIX}_rate_limit_rejections",
-            "Requests turned away with 429 by the rate limit",
+            "Requests turned away with 429 by the rate limit or the failed-key throttle",
             registry=registry,
         )
         self.auth_failures = Counter(
@@ -50,8 +80,8 @@ class Metrics:
         )
         self.cli_exits = Counter(
             f"{PREFIX}_cli_exit_codes",
-            "CLI runs that ended, by exit code",
-            ["code"],
+            "CLI runs that ended, by backend and exit code",
+            ["backend", "code"],
             registry=registry,
         )
         active = Gauge(
@@ -59,13 +89,15 @@ class Metrics:
             "CLI runs holding a slot now",
             registry=registry,
         )
-        active.set_function(lambda: limiter.active)
+        # Summed over every backend; per backend: backend_slots_active{backend}.
+        active.set_function(lambda: sum(n.limiter.active for n in gateway.nodes))
         queued = Gauge(
             f"{PREFIX}_queue_depth",
             "Requests waiting for a CLI slot now",
             registry=registry,
         )
-        queued.set_function(lambda: limiter.waiting)
+        queued.set_function(lambda: sum(n.limiter.waiting for n in gateway.nodes))
+        registry.register(SlotCollector(gateway))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -20,20 +20,21 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from copilot_cli_proxy.errors import ProxyError
-from copilot_cli_proxy.gate.clientip import client_ip
+from copilot_cli_proxy.errors import ProxyError, clip
+from copilot_cli_proxy.gate.clientip import ProxyTrust, client_ip
 from copilot_cli_proxy.observe.metrics import Metrics
 from copilot_cli_proxy.observe.redact import Redactor
 from copilot_cli_proxy.observe.requestid import pick_request_id
 from copilot_cli_proxy.observe.requestlog import RequestLogWriter, iso_utc, usage_fields
+from copilot_cli_proxy.protocol.responses import sse_error
 from copilot_cli_proxy.routes.chat import Outcome
 from copilot_cli_proxy.routes.common import error_response
 
 KNOWN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 ERROR_BODY_CAP = 16 * 1024  # enough to read an error envelope's code
 RESPONSE_BODY_CAP = 1024 * 1024  # LOG_RESPONSE_BODY keeps at most this much
-MAX_LOGGED_PATH = 2048
-QUIET_PATHS = frozenset({"/health", "/metrics"})  # polled: their summary line is DEBUG
+# Polled: their summary line is DEBUG, and their request log file only with LOG_PROBES.
+QUIET_PATHS = frozenset({"/health", "/metrics"})
 
 
 @dataclass
@@ -51,19 +52,21 @@ class Exchange:
     completed_at: float | None = None
     disconnected: bool = False
     failed: bool = False
-    cancelled: bool = False
+    cancelled: bool = False  # by the server stopping, before the response was complete
     request_body: bytearray | None = None
     response_body: bytearray | None = None
     error_body: bytearray = field(default_factory=bytearray)
+    event_stream: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class ObserveOptions:
     backend: str
     runner: str = ""
-    trust_proxy_headers: bool = False
+    proxy_trust: ProxyTrust | None = None
     log_request_body: bool = False
     log_response_body: bool = False
+    log_probes: bool = False
     max_body_bytes: int = 8 * 1024 * 1024
 
 
@@ -94,8 +97,8 @@ class ObserveMiddleware:
                 headers.getlist("x-request-id"), self.redactor.contains_secret
             ),
             method=str(scope["method"]),
-            path=str(scope["path"])[:MAX_LOGGED_PATH],
-            client_ip=client_ip(scope, trust_proxy_headers=self.options.trust_proxy_headers),
+            path=clip(str(scope["path"])),
+            client_ip=client_ip(scope, self.options.proxy_trust),
         )
         state["request_id"] = exchange.request_id
         state["client_ip"] = exchange.client_ip
@@ -114,6 +117,8 @@ class ObserveMiddleware:
             if message["type"] == "http.response.start":
                 exchange.status = int(message["status"])
                 exchange.first_byte_at = time.monotonic()
+                content_type = Headers(raw=list(message.get("headers", []))).get("content-type")
+                exchange.event_stream = (content_type or "").startswith("text/event-stream")
                 message = {**message, "headers": [*message.get("headers", []), id_header]}
                 if self.options.log_response_body:
                     exchange.response_body = bytearray()
@@ -129,10 +134,14 @@ class ObserveMiddleware:
             except ClientDisconnect:
                 exchange.disconnected = True
             except anyio.get_cancelled_exc_class():
-                # The server is stopping (uvicorn cancels requests still running after its
-                # graceful timeout): record that, then let the cancellation go on.
-                exchange.cancelled = True
-                raise
+                # The server is stopping and uvicorn cancelled this request's task (the chat
+                # route ends its own answers before that: routes/common.py InFlight). This
+                # is the top of the task: answer the client here and end the task quietly,
+                # or uvicorn logs the cancellation as an application error and sends a
+                # plain-text 500.
+                exchange.cancelled = exchange.completed_at is None
+                with anyio.CancelScope(shield=True):
+                    await self._answer_cancelled(exchange, scope, observed_send)
             except Exception as exc:
                 # What starlette's ServerErrorMiddleware would do, with our envelope and id.
                 exchange.failed = True
@@ -148,6 +157,19 @@ class ObserveMiddleware:
             finally:
                 with anyio.CancelScope(shield=True):
                     await self._finish(exchange, scope, state)
+
+    async def _answer_cancelled(self, exchange: Exchange, scope: Scope, send: Send) -> None:
+        if exchange.completed_at is not None:
+            return
+        error = ProxyError("cancelled", "The server is shutting down; the request was stopped.")
+        try:
+            if exchange.status is None:
+                await error_response(error)(scope, _no_receive, send)
+                return
+            tail = sse_error(error) if exchange.event_stream else b""
+            await send({"type": "http.response.body", "body": tail, "more_body": False})
+        except OSError:
+            pass  # the client is gone too
 
     def _keep_body(self, exchange: Exchange, chunk: bytes) -> None:
         if exchange.status is not None and exchange.status >= 400:
@@ -178,7 +200,7 @@ class ObserveMiddleware:
             duration_s * 1000,
             state.get("key_id") or "-",
         )
-        if self.writer is None:
+        if self.writer is None or (exchange.path in QUIET_PATHS and not self.options.log_probes):
             return
         record = self._record(exchange, state, outcome, status, error_code)
         record["duration_ms"] = round(duration_s * 1000, 1)
@@ -195,7 +217,7 @@ class ObserveMiddleware:
     ) -> tuple[int | None, str | None]:
         if exchange.failed:
             return 500, "internal_error"
-        if exchange.cancelled and exchange.completed_at is None:
+        if exchange.cancelled:
             return 503, "cancelled"
         if outcome is not None:
             return outcome.status, outcome.error_code
@@ -228,7 +250,8 @@ class ObserveMiddleware:
         if state.get("auth_failed"):
             self.metrics.auth_failures.inc()
         if outcome is not None and outcome.record.exit_code is not None:
-            self.metrics.cli_exits.labels(str(outcome.record.exit_code)).inc()
+            backend = str(state.get("backend_id") or self.options.backend)
+            self.metrics.cli_exits.labels(backend, str(outcome.record.exit_code)).inc()
 
     def _record(
         self,
@@ -247,11 +270,11 @@ class ObserveMiddleware:
             "path": exchange.path,
             "client_ip": exchange.client_ip,
             "key_id": state.get("key_id"),
-            "model": getattr(chat, "model", None),
+            "model": clip(chat.model) if chat is not None else None,
             "message_count": len(chat.messages) if chat is not None else None,
             "stream": getattr(chat, "stream", None),
-            "backend": self.options.backend,
-            "runner": self.options.runner,
+            "backend": state.get("backend_id") or self.options.backend,
+            "runner": state.get("runner") or self.options.runner,
             "cli_argv": list(run.argv) if run is not None and run.argv else None,
             "temp_dir": run.workdir if run is not None else None,
             "cli_exit_code": run.exit_code if run is not None else None,
@@ -269,6 +292,10 @@ class ObserveMiddleware:
         if exchange.response_body is not None:
             record["response_body"] = exchange.response_body.decode("utf-8", "replace")
         return record
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
 
 
 def route_template(scope: Scope) -> str:

@@ -87,7 +87,7 @@ async def _cli_checks(service: str, settings: Settings, workdir: Path) -> list[C
     cli = backend.cli_path
     if cli is None:
         return [checks.not_found_check(service, configured_cli_path(settings, service))]
-    env = cli_env()
+    env = cli_env(kind=f"{service}-cli", extra_names=settings.cli_env)
     try:
         code, stdout, stderr = await _capture([cli, "--version"], workdir, env)
     except ProxyError as exc:

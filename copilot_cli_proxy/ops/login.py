@@ -148,6 +148,9 @@ def run_login(
     return code
 
 
-def login_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
+def login_environment(
+    base: Mapping[str, str] | None = None, service: str | None = None
+) -> dict[str, str]:
     """What the server gives its CLI (``cli_env``), so the login lands where it looks."""
-    return cli_env(os.environ if base is None else base)
+    kind = f"{service}-cli" if service else None
+    return cli_env(os.environ if base is None else base, kind=kind)

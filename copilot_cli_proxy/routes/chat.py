@@ -10,10 +10,11 @@ error event; a failed answer never ends with a fake ``finish_reason``.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio
@@ -22,9 +23,16 @@ from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
 from copilot_cli_proxy.backends.base import BackendEvent, Finish, RunRecord, TextDelta, Usage
-from copilot_cli_proxy.errors import ProxyError
+from copilot_cli_proxy.errors import ProxyError, clip
 from copilot_cli_proxy.gate.sizes import check_message_count, check_prompt_size
-from copilot_cli_proxy.protocol.requests import ChatRequest, decode_body, parse_chat_request
+from copilot_cli_proxy.gateway.capabilities import check_capabilities, ignored_params
+from copilot_cli_proxy.gateway.gateway import Routed
+from copilot_cli_proxy.protocol.requests import (
+    ChatRequest,
+    decode_body,
+    ignored_params_header,
+    parse_chat_request,
+)
 from copilot_cli_proxy.protocol.responses import (
     SSE_DONE,
     CompletionIdentity,
@@ -52,47 +60,61 @@ class Outcome:
     record: RunRecord = field(default_factory=RunRecord)
 
 
-class _HeadersSent(Exception):
-    pass
+class _ClientGone(Exception):
+    """Writing to the client's socket failed: the client went away."""
 
 
 class ChatResponder:
-    def __init__(self, request: Request, chat: ChatRequest) -> None:
+    def __init__(self, request: Request, chat: ChatRequest, routed: Routed) -> None:
         svc = services(request)
-        self.backend = svc.backend
-        self.limiter = svc.limiter
+        self.backend = routed.node.backend
+        self.limiter = routed.node.limiter
+        self.in_flight = svc.in_flight
         self.timeout_s = svc.settings.request_timeout_s
-        self.chat = chat
-        self.identity = CompletionIdentity(model=chat.model)
+        # The backend gets the model by its own name; the client sees the name it sent.
+        self.chat = replace(chat, model=routed.model)
+        self.identity = CompletionIdentity(model=routed.requested)
         self.outcome = Outcome()
         self.started_at = time.monotonic()
+        self._slot_taken_at: float | None = None
         self._extra_headers: list[tuple[bytes, bytes]] = []
-        if chat.ignored_params:
-            value = ",".join(chat.ignored_params).encode()
-            self._extra_headers.append((b"x-ignored-params", value))
+        ignored = ignored_params(chat, self.backend.capabilities)
+        if ignored:
+            self._extra_headers.append((b"x-ignored-params", ignored_params_header(ignored)))
         self._headers_sent = False
         self._complete_sent = False
         self.disconnected = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def tracked_send(message: Message) -> None:
-            await send(message)
+        async def client_send(message: Message) -> None:
+            # Only an error here means "client gone": an OSError anywhere else is the
+            # server's own (a full disk, no file descriptors left) and must be answered.
+            try:
+                await send(message)
+            except OSError as exc:
+                raise _ClientGone from exc
             if message["type"] == "http.response.body" and not message.get("more_body", False):
                 self._complete_sent = True
 
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._watch_disconnect, receive, tg.cancel_scope)
-            try:
-                await self._answer(tracked_send)
-            finally:
-                tg.cancel_scope.cancel()
+            with self.in_flight.track(tg.cancel_scope):
+                tg.start_soon(self._watch_disconnect, receive, tg.cancel_scope)
+                try:
+                    await self._answer(client_send)
+                finally:
+                    tg.cancel_scope.cancel()
+        if self.in_flight.stopping and not self._complete_sent and not self.disconnected:
+            stopped = ProxyError(
+                "cancelled", "The server is shutting down; the request was stopped. Retry it."
+            )
+            await self._fail(stopped, client_send)
         if self.disconnected:
             self.outcome.status = 499
             self.outcome.error_code = self.outcome.error_code or "client_disconnected"
         logger.info(
             "chat {} model={} stream={} status={} code={} exit={} {:.0f}ms",
             self.identity.id,
-            self.chat.model,
+            clip(self.chat.model),
             self.chat.stream,
             self.outcome.status,
             self.outcome.error_code,
@@ -114,30 +136,65 @@ class ChatResponder:
 
     async def _answer(self, send: Send) -> None:
         try:
-            try:
-                with anyio.fail_after(self.timeout_s):
-                    async with self.limiter.slot():
-                        events = self.backend.stream(self.chat, self.outcome.record)
-                        async with aclosing(events) as stream:
-                            if self.chat.stream:
-                                await self._stream(stream, send)
-                            else:
-                                await self._complete(stream, send)
-            except TimeoutError:
-                raise ProxyError(
-                    "timeout",
-                    f"The CLI did not finish within REQUEST_TIMEOUT ({self.timeout_s:g} s); "
-                    "it was stopped.",
-                ) from None
+            await self._run(send)
         except ProxyError as error:
             await self._fail(error, send)
-        except (OSError, _HeadersSent):
-            pass  # the client went away while we wrote to it
+        except _ClientGone:
+            self.disconnected = True
+        except OSError as exc:
+            logger.opt(exception=exc).error(
+                "the server could not answer {}: {}", self.identity.id, exc
+            )
+            reason = exc.strerror or type(exc).__name__
+            await self._fail(
+                ProxyError(
+                    "server_unavailable",
+                    f"The server could not run the request: {reason}. "
+                    "The operator can find the details in the server log.",
+                ),
+                send,
+            )
         except Exception as exc:
             logger.exception("unexpected error while answering {}", self.identity.id)
             await self._fail(
                 ProxyError("internal_error", f"Internal error: {type(exc).__name__}."), send
             )
+
+    async def _run(self, send: Send) -> None:
+        try:
+            with anyio.move_on_after(self.timeout_s) as deadline:
+                async with self.limiter.slot():
+                    self._slot_taken_at = time.monotonic()
+                    events = self.backend.stream(self.chat, self.outcome.record)
+                    async with aclosing(events) as stream:
+                        if self.chat.stream:
+                            await self._stream(stream, send)
+                        else:
+                            await self._complete(stream, send)
+        except TimeoutError:
+            # A limit of the backend's own, not REQUEST_TIMEOUT: do not cite that one.
+            raise ProxyError(
+                "timeout",
+                "A step of the CLI run took longer than the server allows for it "
+                "(not REQUEST_TIMEOUT); the CLI was stopped.",
+            ) from None
+        if deadline.cancelled_caught and not self._complete_sent:
+            raise self._request_timeout()
+
+    def _request_timeout(self) -> ProxyError:
+        limit = f"REQUEST_TIMEOUT ({self.timeout_s:g} s)"
+        if self._slot_taken_at is None:
+            return ProxyError(
+                "server_busy",
+                f"The server is busy: no CLI slot ({self.limiter.max_concurrent}) freed up "
+                f"within {limit}; the request was never started.",
+                retry_after=max(1, math.ceil(min(self.timeout_s, 5.0))),
+            )
+        queued = self._slot_taken_at - self.started_at
+        waited = f", {queued:.0f} s of it waiting for a CLI slot" if queued >= 1 else ""
+        return ProxyError(
+            "timeout", f"The CLI did not finish within {limit}{waited}; it was stopped."
+        )
 
     async def _fail(self, error: ProxyError, send: Send) -> None:
         self.outcome.status = error.status
@@ -154,8 +211,8 @@ class ChatResponder:
                 response = error_response(error)
                 response.headers.update({k.decode(): v.decode() for k, v in self._extra_headers})
                 await response({"type": "http"}, _no_receive, send)
-        except OSError:
-            pass
+        except _ClientGone:
+            self.disconnected = True
 
     async def _start(self, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
         await send(
@@ -249,11 +306,16 @@ async def chat_completions(request: Request) -> Any:
     raw = await request.body()
     body = decode_body(raw)
     check_message_count(body, svc.settings.max_messages)
-    chat = parse_chat_request(body, default_model=svc.settings.model)
+    chat = parse_chat_request(body, default_model=svc.gateway.default_model)
     request.state.chat = chat  # for the request log and metrics (observe/middleware.py)
     check_prompt_size(chat, svc.settings.max_prompt_bytes)
-    await svc.backend.catalog.resolve(chat.model)
-    svc.backend.check_request(chat)
-    responder = ChatResponder(request, chat)
+    routed = await svc.gateway.route(chat.model)
+    backend = routed.node.backend
+    request.state.backend_id = routed.node.id
+    request.state.runner = backend.settings.runner
+    await backend.catalog.resolve(routed.model)
+    check_capabilities(chat, backend.capabilities, routed.node.id, backend.kind)
+    backend.check_request(chat)
+    responder = ChatResponder(request, chat, routed)
     request.state.outcome = responder.outcome
     return responder

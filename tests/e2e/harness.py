@@ -19,6 +19,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKES = ROOT / "tests" / "fakes"
+FAKE_CLI_ENV = ",".join(
+    (
+        "FAKE_CLI_PID_DIR",
+        "FAKE_CLI_LOG",
+        "FAKE_CLI_FAST_OUTPUT",
+        "FAKE_CLI_LOGGED_OUT",
+        "FAKE_CLI_BOOT_DELAY",
+    )
+)
 
 
 def free_port() -> int:
@@ -127,6 +136,8 @@ def start_server(
         "LOG_DIR": str(tmp_path / "logs"),
         "LOG_LEVEL": "DEBUG",
         "FAKE_CLI_PID_DIR": str(pid_dir),
+        # A CLI child gets an allowlist of the environment: name what the fakes read.
+        "CLI_ENV": FAKE_CLI_ENV,
         **env,
     }
     with log_path.open("wb") as log:

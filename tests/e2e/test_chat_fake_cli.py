@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.harness import ProxyServer, ask, fake_env, start_server, wait_until
+from tests.e2e.harness import FAKES, ProxyServer, ask, fake_env, start_server, wait_until
 
 MULTIBYTE = "안녕하세요 世界 🎉 👩‍👩‍👧 café — ünïcödé ✓"
 
@@ -215,9 +215,14 @@ def test_stop_sequence_cuts_the_answer(shared: ProxyServer) -> None:
 
 def test_ignored_sampling_params_are_reported(shared: ProxyServer) -> None:
     response = shared.client().chat.completions.with_raw_response.create(
-        model=default_model(shared), messages=ask("hi"), temperature=0.2, max_tokens=5
+        model=default_model(shared),
+        messages=ask("hi"),
+        temperature=0.2,
+        max_tokens=5,
+        extra_body={"some_future_field": {"x": 1}},
     )
-    assert response.headers["x-ignored-params"] == "temperature,max_tokens"
+    # Fields the server does not know are named too: never dropped silently.
+    assert response.headers["x-ignored-params"] == "temperature,max_tokens,some_future_field"
     assert response.parse().choices[0].message.content == "echo: hi"
 
 
@@ -478,6 +483,28 @@ def test_missing_cli_is_503_and_models_fall_back(tmp_path: Path, service: str) -
             proxy.client().chat.completions.create(model=default_model(proxy), messages=ask("hi"))
         assert caught.value.status_code == 503
         assert caught.value.body["code"] == "cli_not_found"  # type: ignore[index]
+    finally:
+        proxy.stop()
+
+
+def test_a_cli_that_is_not_executable_is_degraded_health_and_a_clear_503(
+    tmp_path: Path, service: str
+) -> None:
+    cli = tmp_path / "bin" / service
+    cli.parent.mkdir()
+    cli.write_bytes((FAKES / service).read_bytes())
+    cli.chmod(0o644)  # found, but nobody may run it
+    env = fake_env(service, COPILOT_CLI_PATH=str(cli), CLAUDE_CLI_PATH=str(cli))
+    proxy = start_server(tmp_path, env)
+    try:
+        with proxy.http() as http:
+            health = http.get("/health").json()
+            chat = http.post("/v1/chat/completions", json={"messages": ask("hi")})
+        assert health["status"] == "degraded"
+        assert health["problems"] == [f"the {service} CLI at {cli} is not executable"]
+        assert chat.status_code == 503
+        assert chat.json()["error"]["code"] == "cli_not_found"
+        assert "not executable" in chat.json()["error"]["message"]
     finally:
         proxy.stop()
 

@@ -240,27 +240,29 @@ def test_chat_session_in_a_real_terminal(
     proxy: ProxyServer, service: str, open_chat: OpenChat
 ) -> None:
     fake = SERVICES[service]
-    other = fake.other_model
+    default, other = fake.default_model, fake.other_model
     chat = open_chat("--server", proxy.url)
-    banner = chat.prompt("default")
-    assert f"copilot-chat: {proxy.url}/v1, model the server's default." in banner
+    # The chat asked the server for its models: the prompt names the default one.
+    banner = chat.prompt(default)
+    assert f"copilot-chat: {proxy.url}/v1, model {default} (the server's default)." in banner
 
     # Ctrl-C at the prompt throws the typed line away and sends nothing.
     chat.child.send("never sent")
     chat.child.sendcontrol("c")
-    chat.prompt("default")
+    chat.prompt(default)
 
     # A question and its answer, streamed: the fake sends it in pieces of 3, 4, 5… chars.
-    out = chat.type("hello there", model="default")
+    out = chat.type("hello there", model=default)
     assert out == "hello there\necho: hello there\n"
     assert wait_until(lambda: chat_requests(proxy), 5.0)
     [request] = chat_requests(proxy)  # "never sent" was not sent
     assert " stream=True status=200 " in request
 
-    out = chat.type("/models", model="default")
+    out = chat.type("/models", model=default)
     listed = [line[2:] for line in out.splitlines()[1:] if line[:2] in ("  ", "* ")]
-    assert listed[0] == fake.default_model and other in listed
-    assert "No model chosen: the server uses its default. /model NAME picks." in out
+    assert listed[0] == default and other in listed
+    assert f"* {default}\n" in out  # no model chosen: the server's default is current
+    assert f"{default} is the server's default. /model NAME picks another." in out
 
     out = chat.type(f"/model {other}", model=other)
     assert f"Model set to {other} for the next questions." in out
@@ -303,17 +305,16 @@ def test_chat_session_in_a_real_terminal(
         "(start a line with // to send it as text).\n"
     )
 
-    # An unknown model: the server's 404 names the ones it has.
-    chat.type("/model no-such-model", model="no-such-model")
-    out = chat.type("are you there?", model="no-such-model")
-    echoed, error, end = out.split("\n")
-    assert (echoed, end) == ("are you there?", "")
-    assert error.startswith(
-        "error: Not found (404): The model 'no-such-model' does not exist or is not served "
-        f"here. Available models: {fake.default_model}, "
+    # A model the server does not list is refused, and the close matches offered.
+    typo = other[:-1]
+    out = chat.type(f"/model {typo}", model=other)
+    match = re.fullmatch(
+        rf"/model {re.escape(typo)}\nerror: The server has no model {re.escape(typo)}\. "
+        r"Did you mean: ([^?]+)\?\n",
+        out,
     )
-    assert f" {other}" in error and error.endswith(". See /models."), error
-    chat.type(f"/model {other}", model=other)
+    assert match and other in match.group(1).split(", "), out
+    assert "Model: " + other in chat.type("/model", model=other)
 
     # Back on a real model, an answer streams again (one piece every 0.5 s, ~6 s in all).
     # Ctrl-C: the chat drops the turn, and the server sees the client go and stops the CLI.
@@ -376,14 +377,14 @@ def test_chat_session_in_a_real_terminal(
 
     assert chat.leave_with_ctrl_d() == 0
     history = (chat.home / ".copilot-chat_history").read_text()
-    assert "+/models" in history and "+are you there?" in history
+    assert "+/models" in history and "+anyone there?" in history
     assert "never sent" not in history
 
 
 def test_a_wrong_api_key_is_one_line(copilot_proxy: ProxyServer, open_chat: OpenChat) -> None:
     # COPILOT_API_KEY holds the right key: the flag wins over it.
     chat = open_chat("--server", copilot_proxy.url, "--api-key", "wrong")
-    chat.prompt("default")
+    chat.prompt("default")  # the server would not list its models to a wrong key
     for line in ("hello?", "/models"):
         out = chat.type(line, model="default")
         assert out == (
@@ -395,12 +396,31 @@ def test_a_wrong_api_key_is_one_line(copilot_proxy: ProxyServer, open_chat: Open
     assert chat.wait() == 0
 
 
+def test_a_model_the_server_lacks_is_one_404_line(
+    copilot_proxy: ProxyServer, open_chat: OpenChat
+) -> None:
+    # --model is taken as given (the server may learn it later); the chat warns at once.
+    chat = open_chat("--server", copilot_proxy.url, "--model", "no-such-model")
+    banner = chat.prompt("no-such-model")
+    assert "The server has no model no-such-model" in banner
+    out = chat.type("are you there?", model="no-such-model")
+    echoed, error, end = out.split("\n")
+    assert (echoed, end) == ("are you there?", "")
+    assert error.startswith(
+        "error: Not found (404): The model 'no-such-model' does not exist or is not served "
+        "here. Available models: gpt-5-mini, "
+    )
+    assert " claude-sonnet-5.5" in error and error.endswith(". See /models."), error
+    chat.child.sendline("/quit")
+    assert chat.wait() == 0
+
+
 def test_piped_input_needs_no_terminal(copilot_proxy: ProxyServer, tmp_path: Path) -> None:
     """``… | copilot-chat --no-stream --system …`` answers each line, whole, and ends at
     the end of the input."""
     env = {**os.environ, "HOME": str(tmp_path), "COPILOT_API_KEY": API_KEY}
     answered_before = len(chat_requests(copilot_proxy))
-    script = "first\n/model nope\nlost\n/model claude-sonnet-5.5\nFAKE_INSPECT\n"
+    script = "lost\n/model nopes\n/model claude-sonnet-5.5\nfirst\nFAKE_INSPECT\n"
     result = subprocess.run(
         [
             sys.executable,
@@ -411,6 +431,8 @@ def test_piped_input_needs_no_terminal(copilot_proxy: ProxyServer, tmp_path: Pat
             "--no-stream",
             "--system",
             "Be brief.",
+            "--model",
+            "nope",
         ],
         input=script,
         capture_output=True,
@@ -422,13 +444,11 @@ def test_piped_input_needs_no_terminal(copilot_proxy: ProxyServer, tmp_path: Pat
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(
-        "echo: first\n"
-        "Model set to nope for the next questions.\n"
-        "Model set to claude-sonnet-5.5 for the next questions.\n"
-        '{"argv": '
+        'Model set to claude-sonnet-5.5 for the next questions.\necho: first\n{"argv": '
     ), result.stdout
-    assert result.stderr.startswith("error: Not found (404): The model 'nope' does not exist")
-    assert len(result.stderr.splitlines()) == 1
+    not_found, unknown = result.stderr.splitlines()
+    assert not_found.startswith("error: Not found (404): The model 'nope' does not exist")
+    assert unknown.startswith("error: The server has no model nopes"), unknown
     seen = inspect_answer(result.stdout)
     assert "--model=claude-sonnet-5.5" in seen["argv"]
     assert seen["files"]["AGENTS.md"] == "Be brief."

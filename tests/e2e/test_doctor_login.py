@@ -19,6 +19,7 @@ import pytest
 from copilot_cli_proxy.ops.login import build_login_argv
 from copilot_cli_proxy.settings import FIELDS
 from tests.e2e.harness import (
+    FAKE_CLI_ENV,
     FAKES,
     fake_env,
     free_port,
@@ -83,6 +84,7 @@ def fakes_env(tmp_path: Path) -> dict[str, str]:
         PORT=str(free_port()),
         TEMP_DIR_BASE=str(tmp_path / "requests"),
         FAKE_CLI_PID_DIR=str(pid_dir),
+        CLI_ENV=FAKE_CLI_ENV,
     )
 
 

@@ -19,7 +19,9 @@ KEYS = "alpha-key-0001,beta-key-0002"
 
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyServer]:
-    proxy = start_server(tmp_path_factory.mktemp("keyed"), fake_env("copilot", API_KEY=KEYS))
+    # Wrong keys are sent on purpose, many times: the throttle has its own test below.
+    env = fake_env("copilot", API_KEY=KEYS, AUTH_FAILURE_MAX="0")
+    proxy = start_server(tmp_path_factory.mktemp("keyed"), env)
     try:
         yield proxy
     finally:
@@ -118,5 +120,28 @@ def test_loopback_without_a_key_serves(tmp_path: Path) -> None:
     proxy = start_server(tmp_path, fake_env("copilot", HOST="127.0.0.1"))
     try:
         assert httpx.get(proxy.url + "/v1/models", timeout=10).status_code == 200
+    finally:
+        proxy.stop()
+
+
+def test_failed_keys_are_throttled_per_address(tmp_path: Path) -> None:
+    env = fake_env("copilot", API_KEY=KEYS, AUTH_FAILURE_MAX="3", AUTH_FAILURE_WINDOW="60000")
+    proxy = start_server(tmp_path, env)
+    right = {"Authorization": "Bearer alpha-key-0001"}
+    try:
+        with proxy.http() as http:
+            wrong = [http.get("/v1/models", headers={"x-api-key": f"guess-{n}"}) for n in range(5)]
+            assert [r.status_code for r in wrong] == [401, 401, 401, 429, 429]
+            error = wrong[3].json()["error"]
+            assert error["code"] == "too_many_auth_failures"
+            assert error["type"] == "rate_limit_error"
+            assert 1 <= int(wrong[3].headers["retry-after"]) <= 60
+            # While throttled, even the right key is refused: a guess cannot be confirmed.
+            assert http.get("/v1/models", headers=right).status_code == 429
+            assert http.get("/health").status_code == 200  # open paths are not gated
+        # Another address (all of 127/8 is loopback) is not held back by this one.
+        other = httpx.HTTPTransport(local_address="127.0.0.2")
+        with httpx.Client(base_url=proxy.url, transport=other, timeout=10) as http:
+            assert http.get("/v1/models", headers=right).status_code == 200
     finally:
         proxy.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -96,5 +97,51 @@ def test_unreachable_redis_lets_requests_through_and_says_so(tmp_path: Path) -> 
             assert httpx.get(proxy.url + "/v1/models", timeout=10).status_code == 200
         assert wait_until(lambda: "rate limit storage" in proxy.log(), 5)
         assert "hunter2-secret" not in proxy.log()
+    finally:
+        proxy.stop()
+
+
+def request_log_ips(proxy: ProxyServer) -> list[str]:
+    logs = proxy.temp_base.parent / "logs" / "requests"
+    return [json.loads(p.read_text())["client_ip"] for p in sorted(logs.glob("*/*.json"))]
+
+
+def test_a_forged_x_forwarded_for_neither_escapes_the_limit_nor_forges_the_address(
+    tmp_path: Path,
+) -> None:
+    # No keys: the bucket is the client address. TRUST_PROXY_HEADERS is false (the
+    # default), so the header is the client's own words, whatever the peer.
+    proxy = start_server(tmp_path, fake_env("copilot", RATE_LIMIT_MAX="2"))
+    try:
+        answers = [
+            httpx.get(
+                proxy.url + "/v1/models", headers={"X-Forwarded-For": f"198.51.100.{n}"}, timeout=10
+            )
+            for n in (1, 2, 3)
+        ]
+        assert [a.status_code for a in answers] == [200, 200, 429]
+        assert [a.headers.get("x-ratelimit-remaining") for a in answers[:2]] == ["1", "0"]
+        assert wait_until(lambda: len(request_log_ips(proxy)) == 3, 10)
+        assert set(request_log_ips(proxy)) == {"127.0.0.1"}
+    finally:
+        proxy.stop()
+
+
+def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket(
+    tmp_path: Path,
+) -> None:
+    env = fake_env(
+        "copilot", RATE_LIMIT_MAX="1", TRUST_PROXY_HEADERS="true", FORWARDED_ALLOW_IPS="127.0.0.1"
+    )
+    proxy = start_server(tmp_path, env)
+    try:
+
+        def get(client: str) -> int:
+            headers = {"X-Forwarded-For": f"203.0.113.50, {client}"}
+            return httpx.get(proxy.url + "/v1/models", headers=headers, timeout=10).status_code
+
+        assert [get("198.51.100.1"), get("198.51.100.2"), get("198.51.100.1")] == [200, 200, 429]
+        assert wait_until(lambda: len(request_log_ips(proxy)) == 3, 10)
+        assert sorted(request_log_ips(proxy)) == ["198.51.100.1", "198.51.100.1", "198.51.100.2"]
     finally:
         proxy.stop()

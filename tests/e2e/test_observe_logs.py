@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +19,7 @@ from tests.e2e.harness import ProxyServer, ask, fake_env, start_server, wait_unt
 
 KEY = "alpha-key-0001"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-GH_TOKEN = "ghp_" + "S3cr3tT0k3n" * 3
+GH_TOKEN = "github_pat_" + "S3cr3tT0k3n" * 3  # copilot refuses a classic ghp_ token
 CLAUDE_TOKEN = "sk-ant-oat01-" + "Q" * 24
 
 
@@ -38,8 +37,20 @@ def records(proxy: ProxyServer) -> dict[str, list[dict[str, Any]]]:
 
 
 def record_of(proxy: ProxyServer, request_id: str, timeout: float = 10) -> dict[str, Any]:
+    """The record of a request, once written, and the check that it is the only one.
+
+    Each record is written right after the request's one summary line
+    ("POST /path 200 12ms key=…"); one record and one summary line is what a request
+    leaves. That nothing more is written later is proven in-process, where the end of
+    a request is known (tests/unit/observe/test_middleware.py), not by waiting here.
+    """
     assert wait_until(lambda: request_id in records(proxy), timeout), f"no record {request_id}"
-    time.sleep(0.3)  # a second record, if one were coming, would be there by now
+    summaries = [
+        line
+        for line in proxy.log().splitlines()
+        if f"| {request_id} | " in line and " key=" in line
+    ]
+    assert len(summaries) == 1, summaries
     (record,) = records(proxy)[request_id]
     return record
 
@@ -181,8 +192,17 @@ def sample(text: str, name: str, **labels: str) -> float | None:
 def test_metrics_after_real_cli_runs(proxy: ProxyServer) -> None:
     client = proxy.client(api_key=KEY)
     client.chat.completions.create(model="gpt-5-mini", messages=ask("count me"))
+    # A run keeps its slot until its CLI has exited and its temp dir is gone, which is
+    # done just after the answer is sent (so as not to delay it): the gauges settle then.
     with proxy.http() as http:
-        text = http.get("/metrics", headers=AUTH).text
+
+        def settled() -> str | None:
+            text = http.get("/metrics", headers=AUTH).text
+            idle = sample(text, "copilot_cli_proxy_cli_processes_active") == 0
+            return text if idle else None
+
+        assert wait_until(lambda: settled() is not None, 10)
+        text = settled() or ""
     chat = {"route": "/v1/chat/completions", "method": "POST"}
     assert (
         sample(text, "copilot_cli_proxy_requests_total", **chat, status="200", model="gpt-5-mini")
@@ -211,34 +231,60 @@ def test_old_day_folders_go_and_recent_ones_stay(tmp_path: Path) -> None:
         server.stop()
 
 
-def test_shutdown_mid_request_still_writes_the_record(tmp_path: Path) -> None:
-    server = start_server(tmp_path, fake_env("copilot"))
-    statuses: list[int] = []
+@pytest.mark.parametrize(
+    ("service", "runner"),
+    [("copilot", "oneshot"), ("copilot", "persistent"), ("claude", "persistent")],
+)
+def test_shutdown_mid_request_answers_503_cancelled_and_writes_the_record(
+    tmp_path: Path, service: str, runner: str
+) -> None:
+    server = start_server(tmp_path, fake_env(service, MAX_CONCURRENT="2", RUNNER=runner))
+    answers: dict[str, httpx.Response | str] = {}
 
-    def slow_request() -> None:
+    def slow_request(request_id: str, stream: bool) -> None:
+        body = {"messages": ask("FAKE_REPLY=first words\nFAKE_DELTA_DELAY=20"), "stream": stream}
         try:
-            with httpx.Client(base_url=server.url, timeout=30) as http:
+            with httpx.Client(base_url=server.url, timeout=60) as http:
                 response = http.post(
-                    "/v1/chat/completions",
-                    json={"messages": ask("FAKE_SLEEP=20\nhi")},
-                    headers={"X-Request-ID": "e2e-shutdown-1"},
+                    "/v1/chat/completions", json=body, headers={"X-Request-ID": request_id}
                 )
-                statuses.append(response.status_code)
-        except httpx.HTTPError:
-            statuses.append(-1)
+                answers[request_id] = response
+        except httpx.HTTPError as exc:
+            answers[request_id] = repr(exc)
 
-    worker = threading.Thread(target=slow_request)
-    worker.start()
+    workers = [
+        threading.Thread(target=slow_request, args=("e2e-shutdown-1", False)),
+        threading.Thread(target=slow_request, args=("e2e-shutdown-stream", True)),
+    ]
+    for worker in workers:
+        worker.start()
     try:
-        # The request's CLI is running once its temp dir exists (start-up probes make none).
-        assert wait_until(lambda: bool(server.request_dirs()), 10)
+        # Both answers are under way once both hold a CLI slot.
+        def active() -> int:
+            return int(httpx.get(server.url + "/health", timeout=5).json()["processes"]["active"])
+
+        assert wait_until(lambda: active() == 2, 15)
         server.process.send_signal(signal.SIGTERM)
-        server.process.wait(30)
-        worker.join(30)
-        found = records(server).get("e2e-shutdown-1", [])
-        assert len(found) == 1, found
-        assert (found[0]["status"], found[0]["error_code"]) == (503, "cancelled")
-        assert found[0]["response_complete"] is False
+        server.process.wait(40)
+        for worker in workers:
+            worker.join(30)
+        plain, streamed = answers["e2e-shutdown-1"], answers["e2e-shutdown-stream"]
+        assert isinstance(plain, httpx.Response) and isinstance(streamed, httpx.Response)
+        assert plain.status_code == 503
+        assert plain.json()["error"]["code"] == "cancelled"
+        # The stream had begun: it ends with an error event, not a fake finish.
+        events = [line[6:] for line in streamed.text.splitlines() if line.startswith("data: ")]
+        assert streamed.status_code == 200 and len(events) >= 2
+        assert json.loads(events[-1])["error"]["code"] == "cancelled"
+        assert "[DONE]" not in events
+        for request_id in ("e2e-shutdown-1", "e2e-shutdown-stream"):
+            found = records(server).get(request_id, [])
+            assert len(found) == 1, found
+            assert (found[0]["status"], found[0]["error_code"]) == (503, "cancelled")
+        log = server.log()
+        assert "Traceback" not in log and "CancelledError" not in log, log
+        assert "Exception in ASGI application" not in log
+        server.assert_clean()
     finally:
         server.stop()
 

@@ -6,6 +6,8 @@ holds: shapes, errors, timeouts, disconnect cleanup, tools off."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -33,16 +35,17 @@ def idle_state(proxy: ProxyServer) -> tuple[int, int]:
 
 
 def settle(proxy: ProxyServer, service: str, timeout: float = 10.0) -> None:
-    """Back to idle: copilot keeps its one server (loader + worker) and a dir only per
-    session made ahead; claude
-    keeps one warm process (and its dir) per recent key, nothing else."""
+    """Back to idle: copilot keeps its one server (loader + worker), its private copilot
+    home, and a dir only per session made ahead; claude keeps one warm process (and its
+    dir) per recent key, nothing else."""
 
     def idle() -> bool:
         pids, dirs = idle_state(proxy)
         if service == "copilot":
             # each session made ahead for a later request owns its request dir
-            ready = httpx.get(proxy.url + "/health").json()["sessions_ready"]
-            return pids == 2 and dirs == ready and ready <= 4
+            health = httpx.get(proxy.url + "/health").json()
+            ready, homes = health["sessions_ready"], health["processes_alive"]
+            return pids == 2 and homes == 1 and dirs == ready + homes and ready <= 4
         return pids <= 2 and dirs == pids
 
     assert wait_until(idle, timeout), (
@@ -147,6 +150,8 @@ def test_system_text_and_tools_off(persistent: tuple[str, ProxyServer]) -> None:
         session = seen["session"]
         assert session["systemMessage"] == {"mode": "append", "content": "Answer like a pirate."}
         assert session["availableTools"] == []
+        assert session["skipCustomInstructions"] is True
+        assert seen["files"] == {}, "the session's dir holds no instruction file"
         assert session["requestPermission"] is True
         assert str(session["workingDirectory"]).startswith(str(proxy.temp_base))
     else:
@@ -247,21 +252,36 @@ def test_disconnect_and_timeout_leave_nothing_behind(tmp_path: Path, service: st
     finally:
         proxy.stop()
     proxy.assert_clean()  # stopping the server ends the long-lived processes too
+    if service == "copilot":
+        # Regression: every normal stop logged this for the session made ahead.
+        assert "could not close copilot session" not in proxy.log()
+
+
+def long_lived_copilot(proxy: ProxyServer) -> dict[int, str]:
+    """pid -> role ("loader"/"worker") once only the long-lived process is left (start-up
+    also runs short-lived CLIs: the version probe, model discovery)."""
+    assert wait_until(
+        lambda: (
+            httpx.get(proxy.url + "/health").json().get("processes_alive") == 1
+            and len(proxy.cli_pids()) == 2
+        ),
+        20,
+    )
+    return {pid: (proxy.pid_dir / str(pid)).read_text().split()[-1] for pid in proxy.cli_pids()}
+
+
+def rpc_calls(log: Path, method: str) -> int:
+    if not log.exists():
+        return 0
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    return sum(1 for line in lines if line.get("rpc") == method)
 
 
 def test_copilot_process_death_is_503_then_a_fresh_process(tmp_path: Path) -> None:
-    proxy = start_server(tmp_path, persistent_env("copilot"))
+    log = tmp_path / "cli.log"
+    proxy = start_server(tmp_path, persistent_env("copilot", FAKE_CLI_LOG=str(log)))
     try:
-        # Start-up also runs short-lived CLIs (version probe, model discovery): wait
-        # until only the long-lived process (loader + worker) is left.
-        assert wait_until(
-            lambda: (
-                httpx.get(proxy.url + "/health").json().get("processes_alive") == 1
-                and len(proxy.cli_pids()) == 2
-            ),
-            20,
-        )
-        first = set(proxy.cli_pids())
+        first = set(long_lived_copilot(proxy))
         errors: list[int] = []
 
         def slow() -> None:
@@ -274,10 +294,8 @@ def test_copilot_process_death_is_503_then_a_fresh_process(tmp_path: Path) -> No
 
         worker = threading.Thread(target=slow)
         worker.start()
-        time.sleep(0.8)
-        import os
-        import signal
-
+        # the CLI has the prompt: the request is waiting for its answer
+        assert wait_until(lambda: rpc_calls(log, "session.send") == 1, 20)
         for pid in first:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -288,5 +306,44 @@ def test_copilot_process_death_is_503_then_a_fresh_process(tmp_path: Path) -> No
         answer = proxy.client().chat.completions.create(model="gpt-5-mini", messages=ask("again"))
         assert answer.choices[0].message.content == "echo: again"
         assert set(proxy.cli_pids()).isdisjoint(first)
+    finally:
+        proxy.stop()
+
+
+def test_wedged_copilot_is_replaced_and_requests_get_a_clear_503(tmp_path: Path) -> None:
+    """Regression: after SIGSTOP every request waited 30 s and got a 504 citing
+    REQUEST_TIMEOUT, then a 503 with an empty reason, and the process was never replaced.
+    A health check (a ping with a deadline, off the request path) replaces it now."""
+    proxy = start_server(tmp_path, persistent_env("copilot", REQUEST_TIMEOUT="90000"))
+    try:
+        roles = long_lived_copilot(proxy)
+        worker = next(pid for pid, role in roles.items() if role == "worker")
+        os.kill(worker, signal.SIGSTOP)
+        try:
+            with pytest.raises(openai.APIStatusError) as caught:
+                proxy.client(timeout=90.0).chat.completions.create(
+                    model="gpt-5-mini", messages=ask("hi")
+                )
+            error = caught.value
+            assert error.status_code == 503
+            assert error.body["code"] == "cli_unavailable"  # type: ignore[index]
+            message = error.body["message"]  # type: ignore[index]
+            assert "stopped answering" in message and "REQUEST_TIMEOUT" not in message
+            assert wait_until(
+                lambda: httpx.get(proxy.url + "/health").json()["processes_replaced"] == 1, 30
+            )
+            answer = proxy.client().chat.completions.create(
+                model="gpt-5-mini", messages=ask("again")
+            )
+            assert answer.choices[0].message.content == "echo: again"
+            assert set(proxy.cli_pids()).isdisjoint(roles)
+            health = httpx.get(proxy.url + "/health").json()
+            assert health["processes_alive"] == 1 and health["problems"] == []
+        finally:
+            for pid in roles:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
     finally:
         proxy.stop()

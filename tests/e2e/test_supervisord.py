@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.harness import FAKES, ROOT, free_port, pid_alive, wait_until
+from tests.e2e.harness import FAKE_CLI_ENV, FAKES, ROOT, free_port, pid_alive, wait_until
 
 PROGRAM = "copilot-cli-proxy"
 
@@ -96,6 +96,7 @@ def supervised(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Super
         "COPILOT_CLI_PATH": str(FAKES / "copilot"),
         "TEMP_DIR_BASE": str(temp_base),
         "FAKE_CLI_PID_DIR": str(pid_dir),
+        "CLI_ENV": FAKE_CLI_ENV,
         "REQUEST_TIMEOUT": "60000",
         "LOG_LEVEL": "DEBUG",
     }

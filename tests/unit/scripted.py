@@ -85,6 +85,7 @@ def scripted_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "log_dir": str(tmp_path / "logs"),
         "temp_dir_base": str(tmp_path / "runs"),
         "rate_limit_max": 0,
+        "auth_failure_max": 0,
     }
     values.update(overrides)
     return dataclasses.replace(Settings(), **values)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from copilot_cli_proxy.errors import ERROR_TABLE, ProxyError
+from copilot_cli_proxy.errors import ERROR_TABLE, ProxyError, clip
 
 OPENAI_TYPES = {
     "invalid_request_error",
@@ -113,3 +113,27 @@ def test_transient_failures_are_retryable(code: str) -> None:
 def test_message_with_multibyte_text_survives_the_envelope() -> None:
     error = ProxyError("invalid_request", "'messages[0].role' '사용자' is not a role")
     assert error.body()["error"]["message"] == "'messages[0].role' '사용자' is not a role"
+
+
+@pytest.mark.parametrize("code", sorted(ERROR_TABLE))
+def test_answers_before_the_body_is_read_close_the_connection(code: str) -> None:
+    closes = code in (
+        "invalid_api_key",
+        "too_many_auth_failures",
+        "request_too_large",
+        "request_timeout",
+    )
+    assert (ProxyError(code, "m").headers().get("Connection") == "close") is closes
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", ""),
+        ("a" * 200, "a" * 200),
+        ("a" * 201, "a" * 200 + "…[201 characters, cut]"),
+        ("é" * 5000, "é" * 200 + "…[5000 characters, cut]"),
+    ],
+)
+def test_clip_cuts_long_text_and_says_so(text: str, expected: str) -> None:
+    assert clip(text) == expected

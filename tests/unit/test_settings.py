@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from copilot_cli_proxy.runtime.workdir import default_temp_base
 from copilot_cli_proxy.settings import FIELDS, Settings, SettingsError
 
 
@@ -65,8 +66,11 @@ def test_empty_default_model_means_the_services_default() -> None:
     assert Settings.from_env({"DEFAULT_MODEL": "  "}).model == "gpt-5-mini"
 
 
-def test_temp_base_default_and_override(tmp_path: Path) -> None:
-    assert Settings().temp_base == Path(tempfile.gettempdir()) / "copilot-cli-proxy"
+def test_temp_base_default_is_the_users_own_not_tmp(tmp_path: Path) -> None:
+    default = Settings().temp_base
+    assert default == default_temp_base()
+    assert not default.is_relative_to(tempfile.gettempdir()), "world-writable /tmp"
+    assert Settings.from_env({"TEMP_DIR_BASE": str(tmp_path)}).temp_base == tmp_path
     assert Settings.from_env({"TEMP_DIR_BASE": str(tmp_path)}).temp_base == tmp_path
 
 

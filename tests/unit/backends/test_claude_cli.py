@@ -13,9 +13,10 @@ from copilot_cli_proxy.backends.claude_cli import (
     ClaudeOutputParser,
     build_claude_argv,
     initialize_request_line,
+    parse_auth_status,
     parse_initialize_models,
-    usage_from_result,
 )
+from copilot_cli_proxy.backends.claude_output import usage_from_result
 from copilot_cli_proxy.backends.cli_backend import parse_json_line
 from copilot_cli_proxy.backends.prompt import CliPrompt
 from copilot_cli_proxy.errors import ProxyError
@@ -653,15 +654,20 @@ def real_initialize_line() -> str:
     return json.dumps(raw, ensure_ascii=False)
 
 
+OPUS = ("claude-opus-4-8[1m]", "claude-opus-4-8")
 EXPECTED_MODELS = [
-    ModelInfo("default", "anthropic", "Default (recommended)", ("claude-opus-4-8[1m]",)),
-    ModelInfo("opus[1m]", "anthropic", "Opus", ("claude-opus-4-8[1m]",)),
+    ModelInfo("default", "anthropic", "Default (recommended)", OPUS),
+    ModelInfo("opus[1m]", "anthropic", "Opus", OPUS),
     ModelInfo("sonnet", "anthropic", "Sonnet", ("claude-sonnet-5",)),
     ModelInfo("haiku", "anthropic", "Haiku", ("claude-haiku-4-5-20251001",)),
+    # then each resolved full name once, as a model of its own
+    ModelInfo("claude-opus-4-8[1m]", "anthropic", "Opus", ("claude-opus-4-8",)),
+    ModelInfo("claude-sonnet-5", "anthropic", "Sonnet"),
+    ModelInfo("claude-haiku-4-5-20251001", "anthropic", "Haiku"),
 ]
 
 
-def test_initialize_reply_gives_the_four_models_with_aliases() -> None:
+def test_initialize_reply_gives_the_four_aliases_then_their_full_names() -> None:
     assert parse_initialize_models(real_initialize_line()) == EXPECTED_MODELS
 
 
@@ -725,3 +731,108 @@ def test_initialize_request_is_one_json_line() -> None:
     assert obj["type"] == "control_request"
     assert obj["request_id"] == INITIALIZE_REQUEST_ID
     assert obj["request"]["subtype"] == "initialize"
+
+
+def discovered_backend() -> ClaudeCliBackend:
+    backend = ClaudeCliBackend(Settings(service="claude", claude_cli_path="/nonexistent/claude"))
+
+    async def discover() -> list[ModelInfo]:
+        return parse_initialize_models(real_initialize_line())
+
+    backend.catalog._discover = discover
+    return backend
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "sonnet",
+        "opus[1m]",
+        "claude-sonnet-5",  # a resolved name from the initialize reply
+        "claude-opus-4-8",  # the same without the 1M context
+        "claude-sonnet-4-5",  # a full name the CLI takes without listing it
+        "claude-3-5-haiku-20241022",
+        "claude-opus-4-8[1m]",
+    ],
+)
+async def test_aliases_and_full_model_names_are_accepted(model: str) -> None:
+    assert await discovered_backend().catalog.resolve(model) == model
+
+
+@pytest.mark.parametrize(
+    "model", ["gpt-4o", "claude", "claude-", "claude-x/../y", "claude-x --tools=Bash", "Claude-X"]
+)
+async def test_other_names_are_model_not_found(model: str) -> None:
+    with pytest.raises(ProxyError) as caught:
+        await discovered_backend().catalog.resolve(model)
+    assert caught.value.code == "model_not_found" and caught.value.param == "model"
+
+
+# -- login state -----------------------------------------------------------------------------
+
+FAKE_CLAUDE = str(Path(__file__).resolve().parents[2] / "fakes" / "claude")
+
+
+@pytest.mark.parametrize(
+    ("stdout", "expected"),
+    [
+        # the real outputs of 2.1.197 (fresh HOME; ANTHROPIC_API_KEY; CLAUDE_CODE_OAUTH_TOKEN)
+        (
+            '{\n  "loggedIn": false,\n  "authMethod": "none",\n  "apiProvider": "firstParty"\n}',
+            False,
+        ),
+        ('{"loggedIn": true, "authMethod": "api_key", "apiKeySource": "ANTHROPIC_API_KEY"}', True),
+        ('{"loggedIn": true, "authMethod": "oauth_token", "apiProvider": "firstParty"}', True),
+        ("Login method: Claude API account", None),
+        ("", None),
+        ('{"loggedIn": "yes"}', None),
+        ("[true]", None),
+    ],
+)
+def test_auth_status_output(stdout: str, expected: bool | None) -> None:
+    assert parse_auth_status(stdout) is expected
+
+
+def claude_backend(tmp_path: Path, cli: str = FAKE_CLAUDE) -> ClaudeCliBackend:
+    return ClaudeCliBackend(
+        Settings(service="claude", claude_cli_path=cli, temp_dir_base=str(tmp_path / "t"))
+    )
+
+
+async def test_health_says_logged_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FAKE_CLI_LOGGED_OUT", raising=False)
+    backend = claude_backend(tmp_path)
+    assert backend.health()["logged_in"] is None  # not asked yet
+    assert await backend.check_login() is True
+    assert backend.health()["logged_in"] is True
+    assert backend.health()["problems"] == []
+
+
+async def test_health_says_not_logged_in_and_how_to_log_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_CLI_LOGGED_OUT", "1")
+    backend = claude_backend(tmp_path)
+    assert await backend.check_login() is False
+    health = backend.health()
+    assert health["logged_in"] is False
+    (problem,) = health["problems"]
+    assert "not logged in" in problem and "copilot-cli-proxy login claude" in problem
+
+
+async def test_a_cli_that_cannot_say_makes_the_login_state_unknown(tmp_path: Path) -> None:
+    broken = tmp_path / "claude"
+    broken.write_text("#!/bin/sh\necho 'Segmentation fault' >&2\nexit 139\n")
+    broken.chmod(0o755)
+    backend = claude_backend(tmp_path, str(broken))
+    assert await backend.check_login() is None
+    health = backend.health()
+    assert health["logged_in"] is None
+    assert any("no login state" in p for p in health["problems"])
+
+
+async def test_a_login_check_that_fails_to_run_never_raises(tmp_path: Path) -> None:
+    backend = claude_backend(tmp_path)
+    (tmp_path / "t").write_text("a file where the temp dir should be")
+    assert await backend.check_login() is None
+    assert backend.health()["problems"], "the reason is shown"

@@ -57,6 +57,23 @@ def test_cli_env_drops_the_servers_secrets_and_turns_colour_off() -> None:
     assert env == {"PATH": "/bin", "HOME": "/home/u", "GH_TOKEN": "gho_x", "NO_COLOR": "1"}
 
 
+SERVER_ENV = {
+    "PATH": "/bin",
+    "API_KEY": "sk-proxy",
+    "GH_TOKEN": "gho_x",
+    "COPILOT_GITHUB_TOKEN": "github_pat_x",
+    "ANTHROPIC_API_KEY": "sk-ant",
+    "TEAM_VAR": "t",
+}
+
+
+def test_each_cli_kind_sees_only_its_own_credentials() -> None:
+    copilot = cli_env(SERVER_ENV, kind="copilot-cli")
+    claude = cli_env(SERVER_ENV, kind="claude-cli", extra_names=("TEAM_VAR",))
+    assert set(copilot) == {"PATH", "GH_TOKEN", "COPILOT_GITHUB_TOKEN", "NO_COLOR"}
+    assert set(claude) == {"PATH", "ANTHROPIC_API_KEY", "TEAM_VAR", "NO_COLOR"}
+
+
 def test_cli_env_defaults_to_the_process_environment() -> None:
     env = cli_env()
     assert env["NO_COLOR"] == "1"

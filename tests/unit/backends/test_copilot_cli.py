@@ -14,15 +14,18 @@ from copilot_cli_proxy.backends.cli_backend import parse_json_line
 from copilot_cli_proxy.backends.copilot_cli import (
     DENY_ALL_TOOLS,
     MAX_ARG_BYTES,
+    NO_TOOL,
     PROMPT_FLAG,
-    USAGE_FILE,
     CopilotCliBackend,
-    CopilotOutputParser,
     build_copilot_argv,
-    parse_config_help_models,
-    parse_help_choices_models,
     prompt_arg_fits,
     redact_argv,
+)
+from copilot_cli_proxy.backends.copilot_output import (
+    USAGE_FILE,
+    CopilotOutputParser,
+    parse_config_help_models,
+    parse_help_choices_models,
     usage_from_metrics,
 )
 from copilot_cli_proxy.backends.prompt import CliPrompt
@@ -106,12 +109,20 @@ def test_every_other_element_is_a_flag_with_its_value_attached(prompt: str) -> N
         assert "\n" not in arg
 
 
-def test_no_tools_allowed_denies_shell_write_and_url() -> None:
+def test_no_tools_allowed_names_no_real_tool_and_denies_shell_write_and_url() -> None:
+    """Regression: the deny rules alone left the real CLI's model 17 tools, among them
+    session_store_sql (every past conversation); an empty --available-tools= changes
+    nothing, a name that matches no tool leaves none (proven in
+    tests/e2e/test_real_copilot_security.py)."""
     argv = argv_for("hi")
     for deny in ("--deny-tool=shell", "--deny-tool=write", "--deny-tool=url"):
         assert deny in argv
     assert set(DENY_ALL_TOOLS) <= set(argv)
-    assert not any(a.startswith(("--allow-tool", "--available-tools")) for a in argv)
+    assert [a for a in argv if a.startswith("--available-tools")] == [
+        f"--available-tools={NO_TOOL}"
+    ]
+    assert NO_TOOL and "," not in NO_TOOL
+    assert not any(a.startswith("--allow-tool") for a in argv)
 
 
 def test_allowed_tools_are_listed_and_nothing_denied() -> None:
@@ -232,16 +243,49 @@ def test_check_request_refuses_a_nul_character_with_400() -> None:
     )
 
 
-def test_prepare_writes_the_system_text_to_agents_md(tmp_path: Path) -> None:
+def test_prepare_writes_the_system_text_to_agents_md(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "operator"))
     request = chat("hi")
     invocation = backend().prepare(
         tmp_path, CliPrompt(system="Be brief. 😀", prompt="hi"), "gpt-5-mini", request, "/c"
     )
-    assert (tmp_path / "AGENTS.md").read_text("utf-8") == "Be brief. 😀"
+    assert invocation.cwd == tmp_path / "work"
+    assert (tmp_path / "work" / "AGENTS.md").read_text("utf-8") == "Be brief. 😀"
     assert invocation.stdin is None
     assert PROMPT_FLAG + "hi" in invocation.argv
     assert f"--usage-output-file={tmp_path / USAGE_FILE}" in invocation.argv
     assert "--prompt=<2 chars>" in invocation.redacted_argv
+
+
+def test_prepare_isolates_the_run_from_the_operators_copilot_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: runs kept every conversation in ~/.copilot (session-state/ and
+    session-store.db) and read instructions from it and from every parent up to a git
+    root, and from COPILOT_CUSTOM_INSTRUCTIONS_DIRS."""
+    operator = tmp_path / "operator"
+    (operator / ".copilot").mkdir(parents=True)
+    (operator / ".copilot" / "config.json").write_text('{"loggedInUsers": [1]}')
+    monkeypatch.setenv("HOME", str(operator))
+    monkeypatch.delenv("COPILOT_HOME", raising=False)
+    monkeypatch.setenv("COPILOT_CUSTOM_INSTRUCTIONS_DIRS", str(tmp_path / "planted"))
+    monkeypatch.setenv("COPILOT_ALLOW_ALL", "true")
+    workdir = tmp_path / "req-1"
+    workdir.mkdir()
+    invocation = backend().prepare(
+        workdir, CliPrompt(system="", prompt="hi"), "gpt-5-mini", chat("hi"), "/c"
+    )
+    env = dict(invocation.env or {})
+    home = workdir / "home"
+    assert env["COPILOT_HOME"] == str(home)
+    assert "COPILOT_CUSTOM_INSTRUCTIONS_DIRS" not in env and "COPILOT_ALLOW_ALL" not in env
+    assert (home / "config.json").read_text() == '{"loggedInUsers": [1]}'
+    assert (home / "session-store.db").is_dir()
+    assert (workdir / "work" / ".git" / "HEAD").is_file()
+    assert not (workdir / "work" / "AGENTS.md").exists(), "no system text, no file"
+    assert sorted(p.name for p in (operator / ".copilot").iterdir()) == ["config.json"]
 
 
 # -- output parsing ---------------------------------------------------------------------------
@@ -584,3 +628,60 @@ def test_current_help_has_no_choices_and_no_config_block() -> None:
 def test_discovery_parsers_on_junk(text: str) -> None:
     assert parse_config_help_models(text) == []
     assert parse_help_choices_models(text) == []
+
+
+# -- login state and problems (health) --------------------------------------------------------
+
+
+def test_health_lists_a_missing_cli_as_a_problem() -> None:
+    health = backend().health()
+    assert health["problems"] and "not installed" in health["problems"][0]
+
+
+def test_byok_counts_as_logged_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COPILOT_PROVIDER_BASE_URL", "http://127.0.0.1:9")
+    assert backend().health()["logged_in"] is True
+
+
+def test_a_classic_token_shows_in_health_with_its_fix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("COPILOT_PROVIDER_BASE_URL", "GH_TOKEN", "GITHUB_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("COPILOT_GITHUB_TOKEN", "ghp_" + "a" * 36)
+    one_shot = backend()
+    assert one_shot.health()["logged_in"] is None  # not checked yet
+    one_shot._guess_login()
+    health = one_shot.health()
+    assert health["logged_in"] is False
+    assert any("classic personal access token" in p for p in health["problems"])
+
+
+def test_what_a_run_showed_beats_the_guess(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("COPILOT_PROVIDER_BASE_URL", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("COPILOT_GITHUB_TOKEN", "GH_TOKEN", "GITHUB_TOKEN", "COPILOT_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    one_shot = backend()
+    one_shot.note_login(True)  # e.g. a GitHub CLI login the files cannot show
+    (tmp_path / ".config" / "gh").mkdir(parents=True)
+    (tmp_path / ".config" / "gh" / "hosts.yml").write_text("github.com:\n")
+    one_shot._guess_login()  # "cannot tell" keeps what the run showed
+    assert one_shot.logged_in is True
+
+
+async def test_a_byok_operators_own_model_is_served(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COPILOT_PROVIDER_BASE_URL", "http://127.0.0.1:11434/v1")
+    monkeypatch.setenv("COPILOT_MODEL", "deepseek-coder-v2:16b")
+    one_shot = backend()
+
+    async def config_help(*args: str, **kwargs: Any) -> str:
+        return (DATA / "copilot-help-topic-config.txt").read_text()
+
+    monkeypatch.setattr(one_shot, "run_text", config_help)
+    ids = [m.id for m in await one_shot._discover_models()]
+    assert ids[:31] == CONTRACT_CONFIG_IDS
+    assert ids[-1] == "deepseek-coder-v2:16b"
+    monkeypatch.delenv("COPILOT_PROVIDER_BASE_URL")
+    assert "deepseek-coder-v2:16b" not in [m.id for m in await one_shot._discover_models()]

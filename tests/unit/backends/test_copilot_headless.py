@@ -41,9 +41,34 @@ def test_session_params_have_no_tools_and_ask_for_permissions(tmp_path: Path) ->
     assert params["workingDirectory"] == str(tmp_path)
     assert params["systemMessage"] == {"mode": "append", "content": "Be brief."}
     assert params["reasoningEffort"] == "low"
+    assert "provider" not in params
     assert "systemMessage" not in session_create_params(
         model="m", workdir=tmp_path, system="", allowed_tools=(), reasoning_effort=None
     )
+
+
+def test_session_params_skip_every_instruction_file(tmp_path: Path) -> None:
+    """Regression: a headless session loaded ~/.copilot/copilot-instructions.md, AGENTS.md
+    and friends up to a git root, and COPILOT_CUSTOM_INSTRUCTIONS_DIRS (the process flag
+    --no-custom-instructions does nothing for a session; this field does)."""
+    params = session_create_params(
+        model="m", workdir=tmp_path, system="S", allowed_tools=(), reasoning_effort=None
+    )
+    assert params["skipCustomInstructions"] is True
+    assert params["systemMessage"] == {"mode": "append", "content": "S"}
+
+
+def test_session_params_carry_the_byok_provider(tmp_path: Path) -> None:
+    provider = {"type": "anthropic", "baseUrl": "http://127.0.0.1:9", "apiKey": "k"}
+    params = session_create_params(
+        model="m",
+        workdir=tmp_path,
+        system="",
+        allowed_tools=(),
+        reasoning_effort=None,
+        provider=provider,
+    )
+    assert params["provider"] == provider
 
 
 class _FakeRun:
@@ -148,3 +173,148 @@ async def test_closing_a_session_while_the_process_stops_still_removes_its_dir(
     await backend._close(OpenSession(process, "s1", receive, workdir), abort=True)
     assert not workdir.exists()
     send.close()
+
+
+# -- background work and stuck processes -----------------------------------------------------
+
+
+def headless_backend(tmp_path: Path) -> Any:
+    from copilot_cli_proxy.backends.copilot_headless import CopilotHeadlessBackend
+    from copilot_cli_proxy.settings import Settings
+
+    cli = tmp_path / "copilot"
+    cli.write_text("")
+    return CopilotHeadlessBackend(
+        Settings(copilot_cli_path=str(cli), temp_dir_base=str(tmp_path / "requests"))
+    )
+
+
+async def test_background_work_survives_any_exception_and_retries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: _make_ready caught only ProxyError; ENOSPC, EMFILE or any other error
+    ended the server's task group, and every later chat got 500 'task group is not
+    active' while /health said ok."""
+    import errno
+
+    from copilot_cli_proxy.backends import copilot_headless
+
+    monkeypatch.setattr(copilot_headless, "BACKOFF_S", (0.01,))
+    monkeypatch.setattr(copilot_headless, "CHECK_INTERVAL_S", 0.01)
+    backend = headless_backend(tmp_path)
+    failures = [OSError(errno.ENOSPC, "No space left on device"), RuntimeError("boom")]
+    attempts = 0
+    seen: list[list[str]] = []
+    recovered = anyio.Event()
+
+    async def check_processes() -> None:
+        nonlocal attempts
+        attempts += 1
+        seen.append(backend.problems())
+        if failures:
+            raise failures.pop(0)
+        recovered.set()
+
+    async def nothing(*args: Any) -> None:
+        return None
+
+    backend._check_processes = check_processes
+    backend._check_login = nothing
+    backend._make_ready = nothing
+    async with anyio.create_task_group() as tg:
+        await backend.start(tg)
+        tg.start_soon(backend.supervise)
+        with anyio.fail_after(5):
+            await recovered.wait()
+        # still alive, and ticking: the next check comes
+        with anyio.fail_after(5):
+            while attempts < 5:
+                await anyio.sleep(0.01)
+        tg.cancel_scope.cancel()
+    assert seen[1] == ["keeping a copilot process ready failed: [Errno 28] No space left on device"]
+    assert seen[2] == ["keeping a copilot process ready failed: boom"]
+    assert backend.background_error is None and backend.problems() == []
+
+
+async def test_a_failure_making_a_session_ahead_never_escapes(tmp_path: Path) -> None:
+    backend = headless_backend(tmp_path)
+
+    async def broken(key: Any) -> Any:
+        raise OSError(24, "Too many open files")
+
+    backend._open = broken
+    async with anyio.create_task_group() as tg:
+        await backend.start(tg)
+        from copilot_cli_proxy.backends.copilot_headless import ReadyKey
+
+        backend._prepare(ReadyKey("m", "", None))
+    assert backend.background_error == (
+        "making a copilot session ahead failed: [Errno 24] Too many open files"
+    )
+
+
+async def test_a_request_dir_that_cannot_be_made_is_a_clear_503(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from copilot_cli_proxy.backends import copilot_headless
+    from copilot_cli_proxy.errors import ProxyError
+
+    def full(**kwargs: Any) -> str:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(copilot_headless.tempfile, "mkdtemp", full)
+    backend = headless_backend(tmp_path)
+    with pytest.raises(ProxyError) as caught:
+        await backend._open(copilot_headless.ReadyKey("m", "", None))
+    assert (caught.value.code, caught.value.status) == ("cli_unavailable", 503)
+    assert "No space left on device" in caught.value.message
+
+
+class _SilentRun:
+    """A process that takes input and never answers (stopped with SIGSTOP)."""
+
+    alive = True
+    pid = 4242
+
+    def __init__(self) -> None:
+        class Stdin:
+            async def send(self, data: bytes) -> None:
+                return None
+
+        self.process = type("P", (), {"stdin": Stdin(), "returncode": None})()
+        self.closed = False
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_a_stuck_send_is_a_503_that_does_not_cite_request_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: session.send's own 30 s deadline escaped as a TimeoutError, which the
+    server reported as a 504 citing REQUEST_TIMEOUT (300 s)."""
+    from copilot_cli_proxy.backends import copilot_headless
+    from copilot_cli_proxy.errors import ProxyError
+
+    monkeypatch.setattr(copilot_headless, "RPC_TIMEOUT_S", 0.05)
+    process = HeadlessCopilot(_SilentRun(), ["copilot"], ())  # type: ignore[arg-type]
+    send, receive = anyio.create_memory_object_stream[Any](1)
+    session = copilot_headless.OpenSession(process, "s1", receive, tmp_path)
+    with pytest.raises(ProxyError) as caught:
+        await headless_backend(tmp_path)._send(session, "hi")
+    assert (caught.value.code, caught.value.status) == ("cli_unavailable", 503)
+    assert "REQUEST_TIMEOUT" not in caught.value.message
+    assert caught.value.message, "a 503 must say why"
+    send.close()
+    receive.close()
+
+
+async def test_a_process_that_does_not_answer_a_ping_is_given_up() -> None:
+    run = _SilentRun()
+    process = HeadlessCopilot(run, ["copilot"], ())  # type: ignore[arg-type]
+    assert await process.ping(0.05) is False
+    assert process.alive
+    await process.give_up("it stopped answering")
+    assert run.closed and not process.alive and process.wedged == "it stopped answering"

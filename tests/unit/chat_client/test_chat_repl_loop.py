@@ -130,9 +130,10 @@ def test_ctrl_c_during_an_answer_drops_the_turn_and_keeps_going() -> None:
 
 
 def test_failed_turn_is_removed_and_the_error_is_one_line_on_stderr() -> None:
-    h = Harness()
+    # --model is not checked before the first question: the server's 404 tells.
+    h = Harness(ChatConfig(model="nope"))
     h.api.behaviours = [not_found]
-    assert h.run("/model nope", "hi", "/model m2", "hi") == 0
+    assert h.run("hi", "/model m2", "hi") == 0
     err_lines = h.err.getvalue().splitlines()
     assert err_lines == [
         "error: Not found (404): The model 'nope' does not exist. "
@@ -167,11 +168,61 @@ def test_models_marks_the_current_one() -> None:
     assert h.out.getvalue() == "* m1\n  m2\n"
 
 
-def test_models_without_a_chosen_model_says_so() -> None:
+def test_models_marks_the_servers_default_when_none_was_chosen() -> None:
+    # Regression: with the server's default in use, /models marked no model as current.
     h = Harness(ChatConfig())
     h.run("/models")
-    assert "  m1\n  m2\n" in h.out.getvalue()
-    assert "server uses its default" in h.out.getvalue()
+    assert h.out.getvalue() == (
+        "* m1\n  m2\nm1 is the server's default. /model NAME picks another.\n"
+    )
+
+
+def test_model_command_checks_the_name_and_offers_close_matches() -> None:
+    h = Harness(ChatConfig())
+    h.api.models = ["gpt-5-mini", "gpt-5", "claude-sonnet-4.5", "claude-haiku-4.5"]
+    reader = ScriptedReader(["/model gpt5-mini", "/model Sonnet", "/model zzz", "hi"])
+    h.repl.run(reader)
+    assert h.err.getvalue().splitlines() == [
+        "error: The server has no model gpt5-mini. Did you mean: gpt-5-mini?",
+        "error: The server has no model Sonnet. Did you mean: claude-sonnet-4.5?",
+        "error: The server has no model zzz; /models lists its 4.",
+    ]
+    # Refused names change nothing: the question goes to the server's default.
+    assert h.repl.model is None and h.api.sent[-1][0] is None
+    # The lists taught the chat the server's default: the prompt names it.
+    assert reader.prompts[-1] == "gpt-5-mini> "
+
+
+def test_model_command_switches_unchecked_when_the_server_cannot_list() -> None:
+    h = Harness(ChatConfig())
+    h.api.models_error = openai.APIConnectionError(request=REQUEST)
+    h.run("/model m9", "hi")
+    assert "Model set to m9, unchecked: Cannot reach the server at " in h.out.getvalue()
+    assert h.api.sent[-1][0] == "m9"
+
+
+def test_greet_names_the_servers_default_in_banner_and_prompt() -> None:
+    # Regression: the prompt said "default>" instead of the model's name.
+    h = Harness(ChatConfig())
+    h.repl.greet()
+    assert "model m1 (the server's default)." in h.out.getvalue()
+    assert h.repl.prompt == "m1> "
+    assert h.api.sent == []  # a look at /v1/models, no chat request
+
+
+def test_greet_without_a_server_still_starts() -> None:
+    h = Harness(ChatConfig())
+    h.api.models_error = openai.APIConnectionError(request=REQUEST)
+    h.repl.greet()
+    assert "model the server's default." in h.out.getvalue()
+    assert h.repl.prompt == "default> " and h.err.getvalue() == ""
+
+
+def test_greet_warns_about_a_chosen_model_the_server_lacks() -> None:
+    h = Harness(ChatConfig(model="m-1"))
+    h.repl.greet()
+    assert h.out.getvalue().splitlines()[1] == "The server has no model m-1. Did you mean: m1?"
+    assert h.repl.prompt == "m-1> "  # the server's 404 will say more at the first question
 
 
 def test_models_notes_a_current_model_the_server_does_not_list() -> None:

@@ -9,6 +9,7 @@ import pytest
 from starlette.datastructures import Headers
 
 from copilot_cli_proxy.gate.auth import KeyRing, key_id, presented_keys
+from copilot_cli_proxy.gate.auththrottle import AuthThrottle
 from tests.unit.scripted import chat_body, client, scripted_app
 
 KEYS = ("alpha-key-0001", "beta-key-0002")
@@ -181,3 +182,26 @@ async def test_metrics_can_be_opened_to_scrapers(tmp_path: Path) -> None:
     async with client(app) as http:
         assert (await http.get("/metrics")).status_code == 200
         assert_401(await http.get("/v1/models"))
+
+
+async def test_the_throttle_counts_failures_per_address() -> None:
+    throttle = AuthThrottle(max_failures=2, window_ms=60_000)
+    for _ in range(2):
+        assert await throttle.wait_for("192.0.2.1") is None
+        await throttle.failed("192.0.2.1")
+    wait = await throttle.wait_for("192.0.2.1")
+    assert wait is not None and 1 <= wait <= 60
+    assert await throttle.wait_for("192.0.2.2") is None  # another address, its own count
+
+
+async def test_throttled_addresses_get_429_in_the_envelope_then_even_a_right_key_waits(
+    tmp_path: Path,
+) -> None:
+    app = scripted_app(tmp_path, api_key=KEYS, auth_failure_max=1)
+    async with client(app) as http:
+        first = await http.get("/v1/models", headers={"x-api-key": "wrong"})
+        second = await http.get("/v1/models", headers={"x-api-key": KEYS[0]})
+    assert first.status_code == 401 and first.headers["connection"] == "close"
+    assert second.status_code == 429
+    assert second.json()["error"]["code"] == "too_many_auth_failures"
+    assert int(second.headers["retry-after"]) >= 1

@@ -3,7 +3,9 @@ from __future__ import annotations
 import pytest
 from starlette.types import Scope
 
-from copilot_cli_proxy.gate.clientip import client_ip
+from copilot_cli_proxy.gate.clientip import ProxyTrust, client_ip
+
+ANY_PROXY = ProxyTrust.of(["*"])
 
 
 def scope(*forwarded: str, peer: tuple[str, int] | None = ("192.0.2.10", 5000)) -> Scope:
@@ -12,11 +14,13 @@ def scope(*forwarded: str, peer: tuple[str, int] | None = ("192.0.2.10", 5000)) 
 
 
 def test_peer_address_by_default_whatever_the_header_says() -> None:
-    assert client_ip(scope("198.51.100.1"), trust_proxy_headers=False) == "192.0.2.10"
+    assert client_ip(scope("198.51.100.1")) == "192.0.2.10"
+    assert client_ip(scope("198.51.100.1"), None) == "192.0.2.10"
 
 
 def test_no_peer_is_unknown() -> None:
-    assert client_ip(scope(peer=None), trust_proxy_headers=False) == "unknown"
+    assert client_ip(scope(peer=None)) == "unknown"
+    assert client_ip(scope("198.51.100.1", peer=None), ProxyTrust.of(["127.0.0.1"])) == "unknown"
 
 
 @pytest.mark.parametrize(
@@ -36,4 +40,26 @@ def test_no_peer_is_unknown() -> None:
     ],
 )
 def test_trusted_proxy_header(forwarded: list[str], expected: str) -> None:
-    assert client_ip(scope(*forwarded), trust_proxy_headers=True) == expected
+    assert client_ip(scope(*forwarded), ANY_PROXY) == expected
+
+
+@pytest.mark.parametrize(
+    ("allowed", "peer", "believed"),
+    [
+        (["127.0.0.1", "::1"], "127.0.0.1", True),
+        (["127.0.0.1", "::1"], "::1", True),
+        (["127.0.0.1", "::1"], "192.0.2.10", False),
+        (["10.0.0.0/8"], "10.20.30.40", True),
+        (["10.0.0.0/8"], "11.0.0.1", False),
+        (["2001:db8::/32"], "2001:db8::7", True),
+        (["2001:db8::/32"], "10.0.0.1", False),
+        (["*"], "192.0.2.10", True),
+        ([], "127.0.0.1", False),
+        (["127.0.0.1"], "unix:/run/proxy.sock", False),
+    ],
+)
+def test_only_the_proxies_in_forwarded_allow_ips_are_believed(
+    allowed: list[str], peer: str, believed: bool
+) -> None:
+    found = client_ip(scope("198.51.100.1", peer=(peer, 5000)), ProxyTrust.of(allowed))
+    assert found == ("198.51.100.1" if believed else peer)

@@ -118,7 +118,9 @@ async def test_without_keys_the_bucket_is_the_client_address(tmp_path: Path) -> 
 
 
 async def test_trusted_proxy_headers_separate_clients(tmp_path: Path) -> None:
-    async with limited_app(tmp_path, rate_limit_max=1, trust_proxy_headers=True) as http:
+    async with limited_app(
+        tmp_path, rate_limit_max=1, trust_proxy_headers=True, forwarded_allow_ips=("203.0.113.7",)
+    ) as http:
         one = {"X-Forwarded-For": "198.51.100.1"}
         two = {"X-Forwarded-For": "10.0.0.9, 198.51.100.2"}
         assert (await http.get("/v1/models", headers=one)).status_code == 200
@@ -149,3 +151,15 @@ async def test_rate_limit_off_sends_no_headers(tmp_path: Path) -> None:
             response = await http.get("/v1/models")
             assert response.status_code == 200
             assert "x-ratelimit-limit" not in response.headers
+
+
+async def test_proxy_headers_from_a_peer_not_in_forwarded_allow_ips_are_not_believed(
+    tmp_path: Path,
+) -> None:
+    # The peer (203.0.113.7) is not the configured proxy: its X-Forwarded-For is its own.
+    async with limited_app(tmp_path, rate_limit_max=1, trust_proxy_headers=True) as http:
+        assert (
+            await http.get("/v1/models", headers={"X-Forwarded-For": "198.51.100.1"})
+        ).is_success
+        refused = await http.get("/v1/models", headers={"X-Forwarded-For": "198.51.100.2"})
+        assert refused.status_code == 429

@@ -217,7 +217,7 @@ async def test_request_logs_can_be_turned_off(tmp_path: Path) -> None:
 
 async def test_many_requests_many_records_each_id_distinct(tmp_path: Path) -> None:
     async with client(scripted_app(tmp_path)) as http:
-        ids = [(await http.get("/health")).headers["x-request-id"] for _ in range(20)]
+        ids = [(await http.get("/v1/models")).headers["x-request-id"] for _ in range(20)]
         ids.append(
             (await http.post("/v1/chat/completions", json=chat_body())).headers["x-request-id"]
         )

@@ -5,11 +5,16 @@ from typing import Any
 
 import pytest
 
+from copilot_cli_proxy.core.request import ImagePart, ToolCall
 from copilot_cli_proxy.errors import ProxyError
+from copilot_cli_proxy.gateway.capabilities import ignored_params, needs
 from copilot_cli_proxy.protocol.requests import (
+    MAX_REPORTED_NAME_CHARS,
+    MAX_REPORTED_PARAMS,
     ChatRequest,
     Message,
     decode_body,
+    ignored_params_header,
     parse_chat_request,
 )
 
@@ -204,8 +209,16 @@ def test_text_parts_are_joined_with_newlines() -> None:
 
 
 @pytest.mark.parametrize("kind", ["image_url", "input_image", "input_audio", "file", "input_file"])
-def test_non_text_parts_are_unsupported_content(kind: str) -> None:
-    content = [{"type": "text", "text": "what is this?"}, {"type": kind, kind: {"url": "x"}}]
+def test_non_text_non_image_parts_are_unsupported_content(kind: str) -> None:
+    part = {"type": kind, kind: {"url": "x"}}
+    if kind == "input_image":  # the Responses API's form: the URL itself
+        part = {"type": kind, "image_url": "x"}
+    content = [{"type": "text", "text": "what is this?"}, part]
+    if kind in ("image_url", "input_image"):
+        request = parse(messages=[{"role": "user", "content": content}])
+        assert request.messages[0].content == "what is this?"
+        assert request.messages[0].images == (ImagePart("x"),)
+        return
     error = fails_with(
         "unsupported_content",
         "messages[0].content[1]",
@@ -244,7 +257,7 @@ def test_tool_call_id_must_be_a_string() -> None:
     )
 
 
-def test_assistant_with_null_content_and_tool_calls_is_kept_as_text() -> None:
+def test_assistant_with_null_content_and_tool_calls_keeps_the_calls() -> None:
     calls = [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
     request = parse(
         messages=[
@@ -254,9 +267,22 @@ def test_assistant_with_null_content_and_tool_calls_is_kept_as_text() -> None:
             USER,
         ]
     )
-    assert "f" in request.messages[1].content
-    assert "call_1" in request.messages[1].content
+    assert request.messages[1].content == ""
+    assert request.messages[1].tool_calls == (ToolCall("call_1", "f", "{}"),)
     assert request.messages[2] == Message(role="tool", content="42", tool_call_id="call_1")
+
+
+def test_a_tool_result_that_answers_no_earlier_call_is_refused() -> None:
+    calls = [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+    fails_with(
+        "invalid_request",
+        "messages[2].tool_call_id",
+        messages=[
+            USER,
+            {"role": "assistant", "content": None, "tool_calls": calls},
+            {"role": "tool", "tool_call_id": "call_2", "content": "42"},
+        ],
+    )
 
 
 def test_assistant_with_neither_content_nor_tool_calls() -> None:
@@ -267,11 +293,21 @@ def test_assistant_with_neither_content_nor_tool_calls() -> None:
     )
 
 
-@pytest.mark.parametrize("calls", ["f()", [1], [{"id": "x"}], [{"function": "f"}]])
-def test_malformed_tool_calls(calls: Any) -> None:
+@pytest.mark.parametrize(
+    ("calls", "param"),
+    [
+        ("f()", "messages[1].tool_calls"),
+        ([1], "messages[1].tool_calls[0]"),
+        ([{"id": "x"}], "messages[1].tool_calls[0]"),
+        ([{"function": "f"}], "messages[1].tool_calls[0]"),
+        ([{"function": {"name": ""}}], "messages[1].tool_calls[0]"),
+        ([{"function": {"name": "f", "arguments": {"a": 1}}}], "messages[1].tool_calls[0]"),
+    ],
+)
+def test_malformed_tool_calls(calls: Any, param: str) -> None:
     fails_with(
         "invalid_request",
-        "messages[1].tool_calls",
+        param,
         messages=[USER, {"role": "assistant", "content": "x", "tool_calls": calls}, USER],
     )
 
@@ -330,13 +366,19 @@ def test_lone_surrogate_in_a_name_is_a_400() -> None:
         ("logprobs", True),
         ("response_format", {"type": "json_object"}),
         ("response_format", {"type": "json_schema", "json_schema": {"name": "x"}}),
-        ("response_format", "json"),
         ("modalities", ["text", "audio"]),
         ("audio", {"voice": "alloy", "format": "wav"}),
     ],
 )
-def test_unsupported_parameters(key: str, value: Any) -> None:
-    fails_with("unsupported_parameter", key, **{key: value})
+def test_meaning_changers_are_kept_for_the_backend_to_judge(key: str, value: Any) -> None:
+    tools = [{"type": "function", "function": {"name": "f"}}]
+    body: dict[str, Any] = {key: value}
+    if key in ("tool_choice",):
+        body["tools"] = tools
+    if key == "function_call":
+        body["functions"] = [{"name": "f"}]
+    request = parse(**body)
+    assert needs(request)
 
 
 @pytest.mark.parametrize(
@@ -378,6 +420,55 @@ def test_null_sampling_params_are_not_recorded() -> None:
 
 def test_unknown_keys_are_not_errors() -> None:
     assert parse(some_future_field={"x": 1}).model == DEFAULT
+
+
+def test_unknown_fields_are_reported_like_the_ignored_ones() -> None:
+    request = parse(temperature=0.2, some_future_field={"x": 1}, api_key="x", other=None)
+    assert ignored_params(request, frozenset()) == ("temperature", "some_future_field", "api_key")
+
+
+def test_known_fields_are_never_reported_as_unknown() -> None:
+    request = parse(
+        model="m", stream=True, stream_options={"include_usage": True}, stop=["x"], n=1, tools=[]
+    )
+    assert ignored_params(request, frozenset()) == ()
+
+
+def test_the_ignored_params_header_is_safe_and_bounded() -> None:
+    hostile = {
+        "a\r\nSet-Cookie: x": 1,
+        "ключ": 2,
+        "x" * 5000: 3,
+        **{f"f{n}": n for n in range(100)},
+    }
+    value = ignored_params_header(ignored_params(parse(**hostile), frozenset())).decode("ascii")
+    names = value.split(",")
+    assert "\r" not in value and "\n" not in value
+    assert all(name.isprintable() and " " not in name for name in names[:-1])
+    assert names[0] == "a%0D%0ASet-Cookie%3A%20x"
+    assert names[1] == "%D0%BA%D0%BB%D1%8E%D1%87"
+    assert names[2] == "x" * MAX_REPORTED_NAME_CHARS
+    assert len(names) == MAX_REPORTED_PARAMS + 1 and names[-1] == "+71 more"
+
+
+def test_a_model_id_too_long_to_be_one_is_refused_without_echoing_it() -> None:
+    error = fails_with("invalid_request", "model", model="m" * 8_000_000)
+    assert len(error.message) < 300 and "mmmmmmmmmm" not in error.message
+
+
+@pytest.mark.parametrize("field", ["role", "type"])
+def test_echoed_values_in_errors_are_cut(field: str) -> None:
+    huge = "r" * 100_000
+    message = (
+        {"role": huge, "content": "x"}
+        if field == "role"
+        else {
+            "role": "user",
+            "content": [{"type": huge}],
+        }
+    )
+    error = fails({"messages": [message]})
+    assert len(error.message) < 500 and "characters, cut]" in error.message
 
 
 # -- stream, stream_options, reasoning_effort -------------------------------------------------
@@ -457,3 +548,99 @@ def test_stop(stop: Any, expected: tuple[str, ...]) -> None:
 )
 def test_bad_stop(stop: Any) -> None:
     fails_with("invalid_request", "stop", stop=stop)
+
+
+# -- tools and response_format: shape checks ---------------------------------------------------
+
+
+def tool(name: Any, **function: Any) -> dict[str, Any]:
+    return {"type": "function", "function": {"name": name, **function}}
+
+
+def test_tools_are_parsed_into_specs() -> None:
+    params = {"type": "object", "properties": {"city": {"type": "string"}}}
+    request = parse(
+        tools=[tool("get_weather", description="Weather", parameters=params)],
+        tool_choice="required",
+        parallel_tool_calls=False,
+    )
+    [spec] = request.tools
+    assert (spec.name, spec.description, dict(spec.parameters)) == (
+        "get_weather",
+        "Weather",
+        params,
+    )
+    assert request.tool_choice == "required"
+    assert request.parallel_tool_calls is False
+
+
+def test_legacy_functions_and_function_call_become_tools() -> None:
+    request = parse(functions=[{"name": "f"}], function_call={"name": "f"})
+    assert [t.name for t in request.tools] == ["f"]
+    assert request.tool_choice == {"type": "function", "function": {"name": "f"}}
+
+
+@pytest.mark.parametrize(
+    ("tools", "param"),
+    [
+        ("f", "tools"),
+        ([1], "tools[0]"),
+        ([{"type": "retrieval"}], "tools[0]"),
+        ([tool("has space")], "tools[0].function.name"),
+        ([tool("x" * 65)], "tools[0].function.name"),
+        ([tool(None)], "tools[0].function.name"),
+        ([tool("f"), tool("f")], "tools[1].function.name"),
+        ([tool("f", parameters=[])], "tools[0].function.parameters"),
+        ([tool("f", parameters={"type": "string"})], "tools[0].function.parameters"),
+        ([tool("f", description=3)], "tools[0].function.description"),
+    ],
+)
+def test_bad_tool_definitions_name_the_field(tools: Any, param: str) -> None:
+    fails_with("invalid_request", param, tools=tools)
+
+
+@pytest.mark.parametrize(
+    ("choice", "tools"),
+    [
+        ("required", []),
+        ("sometimes", [tool("f")]),
+        ({"type": "function", "function": {"name": "g"}}, [tool("f")]),
+        ({"type": "function"}, [tool("f")]),
+    ],
+)
+def test_bad_tool_choice(choice: Any, tools: Any) -> None:
+    fails_with("invalid_request", "tool_choice", tool_choice=choice, tools=tools)
+
+
+def test_response_format_json_schema_is_parsed() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    request = parse(
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "A", "schema": schema, "strict": True},
+        }
+    )
+    assert request.response_format is not None
+    assert (request.response_format.type, request.response_format.name) == ("json_schema", "A")
+    assert dict(request.response_format.schema or {}) == schema
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "json",
+        {"type": "xml"},
+        {"type": "json_schema"},
+        {"type": "json_schema", "json_schema": {"schema": 1}},
+    ],
+)
+def test_bad_response_format(value: Any) -> None:
+    error = fails({"messages": [USER], "response_format": value})
+    assert error.code == "invalid_request"
+    assert error.param is not None and error.param.startswith("response_format")
+
+
+def test_unknown_fields_are_kept_apart_from_the_known_ignored_ones() -> None:
+    request = parse(temperatur=0.2, temperature=0.2)
+    assert request.unknown_params == ("temperatur",)
+    assert request.ignored_params == ("temperature",)

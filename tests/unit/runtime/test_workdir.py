@@ -1,12 +1,22 @@
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
 import anyio
 import pytest
 
-from copilot_cli_proxy.runtime.workdir import PREFIX, ensure_base, request_workdir, sweep_stale
+from copilot_cli_proxy.errors import ProxyError
+from copilot_cli_proxy.runtime import workdir
+from copilot_cli_proxy.runtime.workdir import (
+    PREFIX,
+    UnsafeTempBase,
+    default_temp_base,
+    ensure_base,
+    request_workdir,
+    sweep_stale,
+)
 
 
 def fill(path: Path) -> None:
@@ -106,3 +116,68 @@ def test_sweep_stale_on_a_file_instead_of_a_dir(tmp_path: Path) -> None:
     base = tmp_path / "base"
     base.write_text("not a dir")
     assert sweep_stale(base) == 0
+
+
+def test_ensure_base_makes_a_private_dir(tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    ensure_base(base)
+    assert stat.S_IMODE(base.stat().st_mode) == 0o700
+
+
+def test_base_of_another_user_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # e.g. /tmp/copilot-cli-proxy made first by another local user, who could then plant
+    # files in every request's parent dir
+    base = tmp_path / "base"
+    base.mkdir()
+    other = os.geteuid() + 1
+    monkeypatch.setattr(workdir.os, "geteuid", lambda: other)
+    with pytest.raises(UnsafeTempBase, match="belongs to another user"):
+        ensure_base(base)
+
+
+def test_symlinked_base_owned_by_another_user_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    base = tmp_path / "base"
+    base.symlink_to(real)
+    me = os.geteuid()
+    real_stat = os.stat
+
+    def stat_as_if_the_target_were_theirs(path: object, **kwargs: object) -> os.stat_result:
+        result = real_stat(path, **kwargs)  # type: ignore[arg-type]
+        if kwargs.get("follow_symlinks", True) and Path(str(path)) == base:
+            values = list(result)
+            values[stat.ST_UID] = me + 1
+            return os.stat_result(values)
+        return result
+
+    monkeypatch.setattr(os, "stat", stat_as_if_the_target_were_theirs)
+    with pytest.raises(UnsafeTempBase):
+        ensure_base(base)
+
+
+def test_base_writable_by_others_is_closed(tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    base.mkdir()
+    base.chmod(0o777)
+    ensure_base(base)
+    assert stat.S_IMODE(base.stat().st_mode) & 0o022 == 0
+
+
+async def test_request_dir_that_cannot_be_made_is_a_clear_503(tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    base.write_text("a file where the base dir should be")
+    with pytest.raises(ProxyError) as caught:
+        async with request_workdir(base):
+            pass
+    assert caught.value.code == "cli_start_failed" and caught.value.status == 503
+    assert "TEMP_DIR_BASE" in caught.value.message
+
+
+def test_default_base_is_the_users_own_cache_not_tmp() -> None:
+    assert default_temp_base({"XDG_CACHE_HOME": "/srv/cache"}) == Path(
+        "/srv/cache/copilot-cli-proxy/requests"
+    )
+    assert default_temp_base({}) == Path.home() / ".cache" / "copilot-cli-proxy" / "requests"
