@@ -124,7 +124,9 @@ class OpenAIUpstreamBackend:
             follow_redirects=False,  # a redirect must not carry the token to another host
         )
         self.credentials = _credentials(spec, settings, config, self._client)
-        self.catalog = ModelCatalog(self._discover_models, default, settings.models_cache_ttl)
+        # Configured models are the catalog as is; else the upstream's, cached with a TTL.
+        discover = self._configured_models if config.models else self._discover_models
+        self.catalog = ModelCatalog(discover, default, settings.models_cache_ttl)
         self._auth_problem: str | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -147,9 +149,13 @@ class OpenAIUpstreamBackend:
     # -- models and health ----------------------------------------------------------------
 
     async def list_models(self) -> list[ModelInfo]:
-        if self.config.models:
-            return configured_models(self.config.models, self.backend_id)
         return await self.catalog.models()
+
+    async def _configured_models(self) -> list[ModelInfo]:
+        return configured_models(self.config.models, self.backend_id)
+
+    def check_request(self, request: object) -> None:
+        """Nothing to check before a slot: the upstream judges the request itself."""
 
     async def _discover_models(self) -> list[ModelInfo]:
         accept = "application/vnd.github+json" if self.config.catalog == "github" else None
@@ -175,7 +181,7 @@ class OpenAIUpstreamBackend:
             "preset": self.config.preset,
             "auth": self.config.auth.type,
             "logged_in": self.credentials.logged_in(),
-            "models_cached": len(self.config.models) or self.catalog.cached_count,
+            "models_cached": self.catalog.cached_count,
             "connections": self.connections(),
             "problems": problems,
         }
