@@ -16,8 +16,9 @@ from copilot_cli_proxy.config.registry import KINDS
 from copilot_cli_proxy.settings import Settings
 
 
-def login_backend(spec: BackendSpec, settings: Settings, out: TextIO = sys.stdout) -> int:
+def login_backend(spec: BackendSpec, settings: Settings, out: TextIO | None = None) -> int:
     """The exit code of the backend's own login; 2 if its kind has none."""
+    out = out or sys.stdout  # looked up now: a captured stdout may have been replaced
     backend = KINDS[spec.kind].load()(spec, settings)
     login = getattr(backend, "login", None)
     if login is None:
