@@ -93,7 +93,7 @@ def start_ours(work: Path, upstream: str) -> Target:
         "BACKENDS_FILE": str(backends),
         "MAX_CONCURRENT": "256",  # the server-wide cap; the backend has its own (1000)
         "MAX_QUEUE": "10000",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         "LOG_DIR": str(work / "logs"),
         "LOG_REQUESTS": "false",
         "RATE_LIMIT_MAX": "0",

@@ -24,7 +24,6 @@ import httpx
 from anyio.abc import TaskGroup
 from loguru import logger
 
-from copilot_cli_proxy import __version__
 from copilot_cli_proxy.backends.device_flow import LoginFailed, device_login
 from copilot_cli_proxy.backends.models import ModelCatalog
 from copilot_cli_proxy.backends.openai_wire import (
@@ -44,6 +43,7 @@ from copilot_cli_proxy.backends.upstream_auth import (
     NoCredentials,
     TokenStore,
 )
+from copilot_cli_proxy.backends.upstream_client import UpstreamClient
 from copilot_cli_proxy.backends.upstream_config import (
     BearerAuth,
     DeviceCodeAuth,
@@ -51,10 +51,8 @@ from copilot_cli_proxy.backends.upstream_config import (
     parse_upstream_config,
 )
 from copilot_cli_proxy.backends.upstream_errors import (
-    MAX_ERROR_BODY,
     broken_answer,
     error_from_exception,
-    error_from_response,
 )
 from copilot_cli_proxy.config.backends_file import BackendSpec
 from copilot_cli_proxy.core.types import ModelInfo, UpstreamBody, UpstreamChunk
@@ -75,11 +73,9 @@ CAPABILITIES = frozenset(
         "max_tokens",
     }
 )
-CONNECT_TIMEOUT_S = 10.0
 # After [DONE], how long to wait for the rest of the body, so the connection goes back
 # to the pool instead of being closed half-read.
 DRAIN_S = 1.0
-REDACTED = "[REDACTED]"
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -113,21 +109,14 @@ class OpenAIUpstreamBackend:
         self.config = config
         default = spec.default_model or (config.models[0] if config.models else "")
         self.settings = replace(settings, default_model=default)
-        # The gateway's slots bound the streams in flight; the pool keeps as many alive.
-        keep = spec.max_concurrent or settings.max_concurrent
-        self._client = httpx.AsyncClient(
-            headers={"User-Agent": f"copilot-cli-proxy/{__version__}", **dict(config.headers)},
-            timeout=httpx.Timeout(
-                config.timeout_s, connect=min(config.timeout_s, CONNECT_TIMEOUT_S), pool=None
-            ),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=keep),
-            follow_redirects=False,  # a redirect must not carry the token to another host
+        self.upstream = UpstreamClient(
+            spec.id, config, keep_alive=spec.max_concurrent or settings.max_concurrent
         )
-        self.credentials = _credentials(spec, settings, config, self._client)
+        self.credentials = _credentials(spec, settings, config, self.upstream.http)
+        self.upstream.credentials = self.credentials
         # Configured models are the catalog as is; else the upstream's, cached with a TTL.
         discover = self._configured_models if config.models else self._discover_models
         self.catalog = ModelCatalog(discover, default, settings.models_cache_ttl)
-        self._auth_problem: str | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -143,8 +132,7 @@ class OpenAIUpstreamBackend:
         await self.list_models()
 
     async def stop(self) -> None:
-        with anyio.CancelScope(shield=True):
-            await self._client.aclose()
+        await self.upstream.aclose()
 
     # -- models and health ----------------------------------------------------------------
 
@@ -159,7 +147,7 @@ class OpenAIUpstreamBackend:
 
     async def _discover_models(self) -> list[ModelInfo]:
         accept = "application/vnd.github+json" if self.config.catalog == "github" else None
-        response = await self._authorized("GET", self.config.models_url, accept=accept)
+        response = await self.upstream.send("GET", self.config.models_url, accept=accept)
         try:
             body = await response.aread()
         except httpx.HTTPError as exc:
@@ -170,8 +158,8 @@ class OpenAIUpstreamBackend:
 
     def health(self) -> dict[str, Any]:
         problems = self.credentials.problems()
-        if self._auth_problem:
-            problems.append(self._auth_problem)
+        if self.upstream.auth_problem:
+            problems.append(self.upstream.auth_problem)
         if not self.config.models and self.catalog.last_error:
             problems.append(f"listing models failed: {self.catalog.last_error}")
         return {
@@ -182,17 +170,12 @@ class OpenAIUpstreamBackend:
             "auth": self.config.auth.type,
             "logged_in": self.credentials.logged_in(),
             "models_cached": self.catalog.cached_count,
-            "connections": self.connections(),
+            "connections": self.upstream.connections(),
             "problems": problems,
         }
 
     def connections(self) -> dict[str, int]:
-        """Open upstream connections, and how many carry a request now."""
-        # httpx does not expose its pool; read httpcore's, and report nothing if that moves.
-        pool = getattr(getattr(self._client, "_transport", None), "_pool", None)
-        found = list(getattr(pool, "connections", []))
-        busy = sum(1 for c in found if not c.is_idle() and not c.is_closed())
-        return {"open": sum(1 for c in found if not c.is_closed()), "busy": busy}
+        return self.upstream.connections()
 
     # -- the answer -----------------------------------------------------------------------
 
@@ -201,7 +184,7 @@ class OpenAIUpstreamBackend:
     ) -> AsyncGenerator[UpstreamChunk | UpstreamBody, None]:
         """Send ``body`` upstream as ``model``; yield its chunks as they arrive, or its body."""
         payload = upstream_payload(body, model=model, stream=stream, include_usage=include_usage)
-        response = await self._authorized(
+        response = await self.upstream.send(
             "POST", self.config.chat_url, content=encode_payload(payload)
         )
         try:
@@ -221,7 +204,7 @@ class OpenAIUpstreamBackend:
         try:
             raw = await response.aread()
         except httpx.HTTPError as exc:
-            raise error_from_exception(self.backend_id, exc, self.config.timeout_s) from None
+            raise self.upstream.failed(self._transport_error(exc)) from None
         return self._json_object(raw, "the body")
 
     async def _events(self, response: httpx.Response) -> AsyncGenerator[dict[str, Any], None]:
@@ -243,95 +226,43 @@ class OpenAIUpstreamBackend:
                     yield chunk
                 tail = decoder.end()
         except httpx.HTTPError as exc:
-            raise error_from_exception(self.backend_id, exc, self.config.timeout_s) from None
+            raise self.upstream.failed(self._transport_error(exc)) from None
         if tail is not None and tail != DONE:
             chunk = self._chunk(tail)
             complete = complete or finishes(chunk)
             yield chunk
         # Without [DONE], only a finish_reason says the answer was not cut short.
         if tail != DONE and not complete:
-            raise broken_answer(self.backend_id, "the stream ended before [DONE]")
+            raise self.upstream.failed(
+                broken_answer(self.backend_id, "the stream ended before [DONE]")
+            )
 
     def _chunk(self, data: str) -> dict[str, Any]:
         chunk = self._json_object(data, "a stream event")
         message = stream_error(chunk)
         if message is not None:
-            raise broken_answer(self.backend_id, f"an error in the stream: {message}")
+            error = broken_answer(self.backend_id, f"an error in the stream: {message}")
+            raise self.upstream.failed(error)
         return chunk
 
     def _json_object(self, raw: str | bytes, what: str) -> dict[str, Any]:
         try:
             data = json.loads(raw)
         except ValueError:
-            raise broken_answer(self.backend_id, f"{what} is not JSON") from None
+            data = None
         if not isinstance(data, dict):
-            raise broken_answer(self.backend_id, f"{what} is not a JSON object")
+            error = broken_answer(self.backend_id, f"{what} is not a JSON object")
+            raise self.upstream.failed(error)
         return data
+
+    def _transport_error(self, exc: httpx.HTTPError) -> ProxyError:
+        return error_from_exception(self.backend_id, exc, self.config.timeout_s)
 
     @staticmethod
     async def _drain(lines: AsyncGenerator[str, None]) -> None:
         with anyio.move_on_after(DRAIN_S):
             async for _ in lines:
                 pass
-
-    # -- sending, with the credential -------------------------------------------------------
-
-    async def _authorized(
-        self, method: str, url: str, *, content: bytes | None = None, accept: str | None = None
-    ) -> httpx.Response:
-        """The upstream's 2xx response, still open; on 401/403 one renewal and one retry."""
-        authorization = await self.credentials.authorization()
-        for attempt in (1, 2):
-            headers: dict[str, str] = {}
-            if authorization:
-                headers["Authorization"] = authorization
-            if content is not None:
-                headers["Content-Type"] = "application/json"
-            if accept:
-                headers["Accept"] = accept
-            request = self._client.build_request(method, url, content=content, headers=headers)
-            try:
-                response = await self._client.send(request, stream=True)
-            except httpx.HTTPError as exc:
-                raise self._error(
-                    error_from_exception(self.backend_id, exc, self.config.timeout_s), authorization
-                ) from None
-            if response.is_success:
-                self._auth_problem = None
-                return response
-            body = await self._error_body(response)
-            status = response.status_code
-            if status in (401, 403):
-                if attempt == 1 and await self.credentials.renew(authorization):
-                    authorization = await self.credentials.authorization()
-                    continue
-                self._auth_problem = f"the upstream refused the credential (HTTP {status})"
-            raise self._error(
-                error_from_response(self.backend_id, status, response.headers, body), authorization
-            )
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _error_body(self, response: httpx.Response) -> bytes:
-        """At most MAX_ERROR_BODY of an error answer; the response is closed after."""
-        body = b""
-        try:
-            async for piece in response.aiter_bytes():
-                body += piece
-                if len(body) >= MAX_ERROR_BODY:
-                    break
-        except httpx.HTTPError:
-            pass  # the status alone still says what happened
-        finally:
-            await response.aclose()
-        return body[:MAX_ERROR_BODY]
-
-    def _error(self, error: ProxyError, authorization: str | None = None) -> ProxyError:
-        """``error`` with no trace of the credential (an upstream may echo what it got)."""
-        token = (authorization or "").removeprefix("Bearer ").strip()
-        if len(token) >= 8 and token in error.message:
-            error.message = error.message.replace(token, REDACTED)
-            error.args = (error.message,)
-        return error
 
     # -- login ----------------------------------------------------------------------------
 
@@ -342,7 +273,7 @@ class OpenAIUpstreamBackend:
             assert isinstance(self.credentials, DeviceCodeCredentials)
             store = self.credentials.store
             try:
-                await device_login(self._client, auth, store, out, sleep=sleep)
+                await device_login(self.upstream.http, auth, store, out, sleep=sleep)
             except LoginFailed as exc:
                 print(f"Login of backend {self.backend_id!r} failed: {exc}.", file=out)
                 return 1

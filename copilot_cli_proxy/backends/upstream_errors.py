@@ -136,7 +136,7 @@ def error_from_exception(backend_id: str, exc: httpx.HTTPError, timeout_s: float
 
 def _reason(exc: Exception) -> str:
     # httpx messages name the peer and the failure; never a header (the token stays out).
-    return clip(str(exc) or type(exc).__name__, 300)
+    return clip(str(exc).rstrip(".") or type(exc).__name__, 300)
 
 
 def broken_answer(backend_id: str, detail: str) -> ProxyError:
