@@ -71,10 +71,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the CLI's own login (copilot login / claude auth login) with\n"
         "the HOME, config dir and CLI path the server uses.",
         epilog=LOGIN_EPILOG,
-        usage="%(prog)s [settings flags] {copilot,claude} [-- CLI_ARG ...]",
+        usage="%(prog)s [settings flags] {copilot,claude,BACKEND_ID} [-- CLI_ARG ...]",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    login.add_argument("service", choices=SERVICES, help="which CLI to log in")
+    # Not "service": that name is also the SERVICE setting's flag, which a backend id
+    # would then set.
+    login.add_argument(
+        "target",
+        metavar="{copilot,claude,BACKEND_ID}",
+        help="which CLI to log in, or which backend of BACKENDS_FILE",
+    )
     # default=[]: without it argparse (before 3.13) counts a "*" positional as required,
     # and a bare `login` said "required: service, CLI_ARG".
     login.add_argument(
@@ -129,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return doctor_command(env, env_file, as_json=args.json)
     if command == "login":
-        return login(args.service, args.cli_args, env)
+        return login(args.target, args.cli_args, env)
     try:
         settings = Settings.from_env(env)
     except SettingsError as exc:
@@ -148,4 +154,37 @@ def login(service: str, cli_args: Sequence[str], env: Mapping[str, str]) -> int:
     report = read_settings(env)
     for problem in report.problems:
         print(f"copilot-cli-proxy: configuration problem (ignored): {problem}", file=sys.stderr)
-    return run_login(service, report.settings, cli_args, env=login_environment(service=service))
+    settings = report.settings
+    if service not in SERVICES:
+        return login_backend_id(service, settings, cli_args, env)
+    return run_login(service, settings, cli_args, env=login_environment(service=service))
+
+
+def login_backend_id(
+    backend_id: str, settings: Settings, cli_args: Sequence[str], env: Mapping[str, str]
+) -> int:
+    """``login <backend-id>``: a backend of BACKENDS_FILE, through its CLI or its own login."""
+    from copilot_cli_proxy.backends.factory import backend_settings
+    from copilot_cli_proxy.config.backends_file import BackendsFileError, load_backends_file
+    from copilot_cli_proxy.ops.backend_login import login_backend
+    from copilot_cli_proxy.ops.login import login_environment, run_login
+
+    expected = f"expected {', '.join(SERVICES)} or a backend id of BACKENDS_FILE"
+    if not settings.backends_file:
+        print(f"copilot-cli-proxy: login {backend_id!r}: {expected} (not set)", file=sys.stderr)
+        return 2
+    try:
+        config = load_backends_file(settings.backends_file)
+        spec = config.backend(backend_id)
+    except BackendsFileError as exc:
+        print(f"copilot-cli-proxy: {exc}", file=sys.stderr)
+        return 2
+    except KeyError:
+        ids = ", ".join(s.id for s in config.backends)
+        print(f"copilot-cli-proxy: login {backend_id!r}: {expected} ({ids})", file=sys.stderr)
+        return 2
+    service = spec.kind.removesuffix("-cli")
+    if service in SERVICES:
+        own = backend_settings(spec, settings, service)
+        return run_login(service, own, cli_args, env=login_environment(service=service))
+    return login_backend(spec, settings)

@@ -7,6 +7,7 @@ into ``{"error": {"message", "type", "code", "param"}}`` with ``status`` and ``h
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 # code -> (HTTP status, OpenAI error type, whether a client retry can help)
@@ -37,7 +38,26 @@ ERROR_TABLE: dict[str, tuple[int, str, bool]] = {
     "server_unavailable": (503, "server_error", True),
     "cancelled": (503, "server_error", True),
     "timeout": (504, "server_error", True),
+    # An HTTP upstream (backends/openai_http.py).
+    "backend_not_logged_in": (503, "server_error", False),
+    "backend_auth_failed": (503, "server_error", False),
+    "upstream_rate_limited": (429, "rate_limit_error", True),
+    "upstream_error": (502, "server_error", True),
+    # The upstream refused the request itself: its own status (400, 404…) and message.
+    "upstream_rejected": (400, "invalid_request_error", False),
 }
+
+
+class Outcome(StrEnum):
+    """What an upstream failure says about the upstream, for the failover pool's node states."""
+
+    RATE_LIMITED = "rate_limited"  # 429: wait Retry-After
+    AUTH_FAILED = "auth_failed"  # credential missing, expired or refused: the operator's job
+    UNREACHABLE = "unreachable"  # connection refused or reset, DNS
+    TIMEOUT = "timeout"  # no byte within the backend's timeout
+    REJECTED = "rejected"  # 400/404: this request, not the upstream, is at fault
+    SERVER_ERROR = "server_error"  # 5xx or a broken answer
+
 
 # Answered before the request body was read (or while it was still arriving): the
 # connection is closed after the answer, so a rejected client cannot keep streaming
@@ -64,15 +84,21 @@ class ProxyError(Exception):
     message: str
     param: str | None = None
     retry_after: int | None = None
+    # Set by HTTP backends: what the failure says about the upstream.
+    outcome: Outcome | None = None
+    # An upstream's own status passed through (upstream_rejected); else the table's.
+    http_status: int | None = None
 
     def __post_init__(self) -> None:
         if self.code not in ERROR_TABLE:
             raise ValueError(f"unknown error code {self.code!r}")
+        if self.http_status is not None and not 400 <= self.http_status <= 599:
+            raise ValueError(f"http_status must be an error status, got {self.http_status}")
         super().__init__(self.message)
 
     @property
     def status(self) -> int:
-        return ERROR_TABLE[self.code][0]
+        return self.http_status or ERROR_TABLE[self.code][0]
 
     @property
     def type(self) -> str:

@@ -180,6 +180,7 @@ class Settings:
     log_probes: bool = False  # also a request log file for /health and /metrics
     log_retention_days: int = 14
     log_rotation_mb: int = 10
+    state_dir: str = ""  # empty: ~/.local/state/copilot-cli-proxy (backend logins)
 
     @property
     def model(self) -> str:
@@ -190,6 +191,12 @@ class Settings:
         if self.temp_dir_base:
             return Path(self.temp_dir_base)
         return default_temp_base()
+
+    @property
+    def state_path(self) -> Path:
+        if self.state_dir:
+            return Path(self.state_dir).expanduser()
+        return Path.home() / ".local" / "state" / "copilot-cli-proxy"
 
     @property
     def request_timeout_s(self) -> float:
@@ -401,6 +408,12 @@ FIELDS: tuple[FieldSpec, ...] = (
     ),
     FieldSpec(
         "log_rotation_mb", "LOG_ROTATION_MB", _parse_int(1), "size (MB) at which a log rotates"
+    ),
+    FieldSpec(
+        "state_dir",
+        "STATE_DIR",
+        _parse_text,
+        "where HTTP backends keep their logins (default ~/.local/state/copilot-cli-proxy)",
     ),
 )
 

@@ -36,8 +36,8 @@ def owned_by(model_id: str, fallback: str = "system") -> str:
 
 
 def with_default_first(ids: list[str], default: str) -> list[str]:
-    """Deduplicate, keep the CLI's order, put the configured default first."""
-    seen: dict[str, None] = {default: None}
+    """Deduplicate, keep the CLI's order, put the configured default (if any) first."""
+    seen: dict[str, None] = {default: None} if default else {}
     for model_id in ids:
         seen.setdefault(model_id, None)
     return list(seen)
@@ -67,6 +67,10 @@ class ModelCatalog:
         return len(self._models or [])
 
     def _fallback(self) -> list[ModelInfo]:
+        # Without a default (an HTTP upstream that names its own models) there is nothing
+        # better to offer than an empty list until discovery works again.
+        if not self._default:
+            return []
         return [ModelInfo(id=self._default, owned_by=owned_by(self._default))]
 
     async def models(self) -> list[ModelInfo]:

@@ -135,6 +135,10 @@ def _parse_backend(table: Mapping[str, Any], where: str) -> BackendSpec:
     for name in values.get("env", ()):
         if not ENV_NAME.match(name):
             raise BackendsFileError(f"{where}: key 'env' holds {name!r}, not a variable name")
+    try:
+        KINDS[kind].check_options({k: v for k, v in values.items() if k not in COMMON_OPTIONS})
+    except ValueError as exc:
+        raise BackendsFileError(f"{where}: {exc}") from None
     return BackendSpec(
         id=backend_id,
         kind=kind,

@@ -7,7 +7,7 @@ encoders, routes, observability), so no package has to import "upward".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,3 +53,23 @@ class ModelInfo:
     display_name: str | None = None
     # Other names the CLI accepts for this model (claude: the resolved full name).
     aliases: tuple[str, ...] = ()
+
+
+# -- passthrough: an OpenAI-compatible upstream's own answer, relayed as it came --------------
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamChunk:
+    """One SSE ``data:`` object of an upstream's streamed chat completion, as parsed.
+
+    Relayed one by one as they arrive; the encoder rewrites only ``model``.
+    """
+
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamBody:
+    """An upstream's whole non-streamed chat completion body, as parsed."""
+
+    data: dict[str, Any]

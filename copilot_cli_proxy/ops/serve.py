@@ -13,6 +13,7 @@ CLI could outlive the server and a temp dir stay behind (seen under supervisord)
 
 from __future__ import annotations
 
+import logging
 import math
 import socket
 
@@ -25,6 +26,8 @@ from copilot_cli_proxy.ops.slowclients import deadline_protocol
 from copilot_cli_proxy.routes.common import InFlight
 from copilot_cli_proxy.settings import Settings
 
+# LOG_LEVEL as a stdlib level for uvicorn's loggers (5 is uvicorn's TRACE; SUCCESS is loguru's).
+UVICORN_LEVELS = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "SUCCESS": 25, "WARNING": 30}
 GRACEFUL_S = 5.0
 # Cleanup of one request: TERM, KILL after KILL_GRACE_S (2 s), reap, rmtree.
 CLEANUP_WAIT_S = 10.0
@@ -61,6 +64,10 @@ def server_config(settings: Settings, app: ASGIApp) -> uvicorn.Config:
         host=settings.host,
         port=settings.port,
         log_config=None,
+        # Our logging setup lets every record through to loguru (root level 0); uvicorn
+        # reads that as TRACE and logs every ASGI message of every request (one record
+        # per streamed chunk): its loggers get LOG_LEVEL instead.
+        log_level=UVICORN_LEVELS.get(settings.log_level, logging.ERROR),
         access_log=False,
         # uvicorn's own stop (cancelling request tasks) is the last resort: see above.
         timeout_graceful_shutdown=int(GRACEFUL_S + CLEANUP_WAIT_S),

@@ -316,6 +316,12 @@ async def chat_completions(request: Request) -> Any:
     await backend.catalog.resolve(routed.model)
     check_capabilities(chat, backend.capabilities, routed.node.id, backend.kind)
     backend.check_request(chat)
-    responder = ChatResponder(request, chat, routed)
+    responder: ChatResponder
+    if hasattr(backend, "relay"):  # an OpenAI-compatible upstream: its own answer, relayed
+        from copilot_cli_proxy.routes.relay import RelayResponder  # it builds on this module
+
+        responder = RelayResponder(request, chat, routed, body)
+    else:
+        responder = ChatResponder(request, chat, routed)
     request.state.outcome = responder.outcome
     return responder

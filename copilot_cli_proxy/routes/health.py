@@ -23,16 +23,19 @@ def health_problems(status: Mapping[str, Any]) -> list[str]:
     """What keeps the backend from answering, from its ``health()`` dict. Pure."""
     problems: list[str] = []
     cli = status.get("cli")
-    cli = cli if isinstance(cli, Mapping) else {}
     name = status.get("backend") or "the"
-    # A CLI that cannot run is the root cause: what follows from it (no login state,
-    # failed background starts) would only bury it.
-    if not cli.get("found"):
-        return [f"the {name} CLI was not found"]
-    if cli.get("executable") is False:
-        return [f"the {name} CLI at {cli.get('path')} is not executable"]
-    if status.get("logged_in") is False:
-        problems.append(f"the {name} CLI is not logged in")
+    # An HTTP backend's status names its kind and has no CLI: it reports its own problems.
+    runs_a_cli = "cli" in status or "kind" not in status
+    if runs_a_cli:
+        cli = cli if isinstance(cli, Mapping) else {}
+        # A CLI that cannot run is the root cause: what follows from it (no login
+        # state, failed background starts) would only bury it.
+        if not cli.get("found"):
+            return [f"the {name} CLI was not found"]
+        if cli.get("executable") is False:
+            return [f"the {name} CLI at {cli.get('path')} is not executable"]
+        if status.get("logged_in") is False:
+            problems.append(f"the {name} CLI is not logged in")
     reported = status.get("problems")
     if isinstance(reported, list | tuple):
         problems.extend(p for p in reported if isinstance(p, str) and p.strip())

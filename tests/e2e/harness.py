@@ -165,6 +165,9 @@ def fake_env(service: str, **extra: str) -> dict[str, str]:
         "CLAUDE_CLI_PATH": str(FAKES / "claude"),
         "REQUEST_TIMEOUT": "20000",
         "RUNNER": "oneshot",
+        # A login the fake copilot accepts, as an operator's token would be: without one
+        # the one-shot backend rightly reports "not logged in" on /health.
+        "COPILOT_GITHUB_TOKEN": "github_pat_fake_for_tests",
     }
     env.update(extra)
     return env

@@ -351,6 +351,10 @@ def test_unknown_route_and_method_are_openai_errors(shared: ProxyServer) -> None
 
 
 def test_health_is_cheap_and_informative(shared: ProxyServer) -> None:
+    shared.assert_clean()  # an earlier test's CLI may still be exiting
+    with shared.http() as http:  # start-up's version probe runs in the background
+        assert wait_until(lambda: http.get("/health").json()["cli"]["version"], 30)
+    shared.assert_clean()
     before = len(list(shared.pid_dir.iterdir()))
     with shared.http() as http:
         bodies = [http.get("/health").json() for _ in range(20)]

@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,8 +140,7 @@ class FakeModelApi:
         self._lock = threading.Lock()
         self.delay_s = 0.0  # before each answer: lets a test disconnect or time out mid-run
         self.chunk_delay_s = 0.0  # between streamed pieces
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._stop: Callable[[], None] | None = None
         self.port = 0
 
     # -- scripting and inspection ----------------------------------------------------------
@@ -374,27 +373,42 @@ class FakeModelApi:
     # -- lifetime -----------------------------------------------------------------------------
 
     def start(self) -> FakeModelApi:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(
-            self.app(), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the fake model API did not start")
-            time.sleep(0.01)
+        self._stop, self.port = serve_in_thread(self.app(), "the fake model API")
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(10)
+        if self._stop is not None:
+            self._stop()
+
+
+def serve_in_thread(app: Starlette, what: str) -> tuple[Callable[[], None], int]:
+    """Run ``app`` with uvicorn in a daemon thread on a free loopback port: (stop, port)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        # A request still running at stop (a stalled answer) must not hold the thread.
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"{what} did not start")
+        time.sleep(0.01)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(10)
+
+    return stop, port
 
 
 def _pieces(text: str, size: int = 8) -> Iterator[str]:

@@ -37,16 +37,42 @@ def test_unset_flags_are_absent_not_none() -> None:
 
 def test_login_takes_a_service_and_passes_cli_arguments_after_double_dash() -> None:
     args = parse("login", "copilot", "--", "--device-code", "--host", "https://x.ghe.com")
-    assert args.service == "copilot"
+    assert args.target == "copilot"
     assert args.cli_args == ["--device-code", "--host", "https://x.ghe.com"]
     assert parse("login", "claude").cli_args == []
 
 
-def test_login_refuses_an_unknown_service(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as caught:
-        parse("login", "gemini")
-    assert caught.value.code == 2
-    assert "invalid choice" in capsys.readouterr().err
+def test_login_refuses_an_unknown_service(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env of the checkout
+    monkeypatch.delenv("BACKENDS_FILE", raising=False)
+    assert main(["login", "gemini"]) == 2
+    assert "expected copilot, claude or a backend id of BACKENDS_FILE" in capsys.readouterr().err
+
+
+def test_login_names_the_backends_of_the_file_when_the_id_is_unknown(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    backends = tmp_path / "backends.toml"
+    backends.write_text(
+        '[[backend]]\nid = "up"\nkind = "openai"\nbase_url = "http://127.0.0.1:9"\n'
+    )
+    assert main(["login", "--backends-file", str(backends), "gemini"]) == 2
+    assert "(up)" in capsys.readouterr().err
+
+
+def test_login_of_an_openai_backend_without_auth_needs_nothing(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    backends = tmp_path / "backends.toml"
+    backends.write_text(
+        '[[backend]]\nid = "up"\nkind = "openai"\nbase_url = "http://127.0.0.1:9"\n'
+    )
+    assert main(["login", "--backends-file", str(backends), "up"]) == 0
+    assert "needs no login" in capsys.readouterr().out
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

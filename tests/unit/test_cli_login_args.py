@@ -16,5 +16,7 @@ def test_bare_login_names_only_the_service_as_required(
         main(["login"])
     assert caught.value.code == 2
     err = capsys.readouterr().err
-    assert err.rstrip().endswith("error: the following arguments are required: service"), err
+    assert err.rstrip().endswith(
+        "error: the following arguments are required: {copilot,claude,BACKEND_ID}"
+    ), err
     assert "CLI_ARG ..." in err  # the usage line still shows that it takes them

@@ -74,6 +74,12 @@ def test_temp_base_default_is_the_users_own_not_tmp(tmp_path: Path) -> None:
     assert Settings.from_env({"TEMP_DIR_BASE": str(tmp_path)}).temp_base == tmp_path
 
 
+def test_state_dir_default_and_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert Settings().state_path == tmp_path / ".local" / "state" / "copilot-cli-proxy"
+    assert Settings.from_env({"STATE_DIR": "~/elsewhere"}).state_path == tmp_path / "elsewhere"
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [

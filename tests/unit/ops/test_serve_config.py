@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import pytest
 from starlette.applications import Starlette
+from uvicorn.middleware.message_logger import MessageLoggerMiddleware
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from copilot_cli_proxy.ops.serve import server_config
@@ -37,3 +40,22 @@ def test_defaults_bound_every_slow_client() -> None:
     assert 0 < settings.header_timeout_s <= 60
     assert 0 < settings.body_timeout_s <= 300
     assert 0 < settings.keep_alive_timeout <= 60_000
+
+
+@pytest.mark.parametrize("level", ["INFO", "SUCCESS", "WARNING", "ERROR"])
+def test_uvicorn_does_not_log_every_asgi_message_unless_trace_is_asked(level: str) -> None:
+    """Regression: the intercept handler's root level 0 turned on uvicorn's message
+    logger, one log record per streamed chunk, at any LOG_LEVEL."""
+    settings = Settings.from_env({"LOG_LEVEL": level, "LOG_DIR": "logs-unused"})
+    logging.basicConfig(level=0, force=True)  # as logs.setup_logging leaves the root
+    try:
+        config = server_config(settings, Starlette())
+        config.load()
+        assert not isinstance(config.loaded_app, MessageLoggerMiddleware)
+        trace = server_config(Settings.from_env({"LOG_LEVEL": "TRACE"}), Starlette())
+        trace.load()
+        assert isinstance(trace.loaded_app, MessageLoggerMiddleware)
+    finally:
+        logging.basicConfig(level=logging.WARNING, force=True)
+        for name in ("uvicorn.error", "uvicorn.access", "uvicorn.asgi"):
+            logging.getLogger(name).setLevel(logging.NOTSET)

@@ -81,6 +81,11 @@ async def test_a_cli_that_is_not_executable_makes_it_degraded(tmp_path: Path) ->
             {"backend": "claude", "cli": {"found": True}, "logged_in": False, "problems": ["x"]},
             ["the claude CLI is not logged in", "x"],
         ),
+        (
+            {"backend": "up", "kind": "openai", "logged_in": False, "problems": ["T is not set"]},
+            ["T is not set"],
+        ),
+        ({"backend": "up", "kind": "openai", "logged_in": None, "problems": []}, []),
     ],
 )
 def test_health_problems(status: dict[str, Any], problems: list[str]) -> None:
