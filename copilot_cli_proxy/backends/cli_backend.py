@@ -259,6 +259,7 @@ class CliBackend(ABC):
         if fmt is None:
             events = self.run_once(request, record)
         else:
+
             def attempt(note: str | None, failed: str) -> AsyncGenerator[BackendEvent, None]:
                 # A one-shot run keeps no conversation: the repair run is the
                 # conversation so far, the answer that failed, and what was wrong.

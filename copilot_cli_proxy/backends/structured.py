@@ -46,8 +46,7 @@ def check_schema(fmt: ResponseFormat) -> None:
     except SchemaError as exc:
         raise ProxyError(
             "invalid_request",
-            f"'response_format.json_schema.schema' is not a valid JSON Schema: "
-            f"{clip(exc.message)}",
+            f"'response_format.json_schema.schema' is not a valid JSON Schema: {clip(exc.message)}",
             param="response_format.json_schema.schema",
         ) from None
 
@@ -62,8 +61,7 @@ def format_instruction(fmt: ResponseFormat) -> str:
             "with no other text before or after it and no code fence:\n" + schema
         )
     return (
-        "Answer with only a JSON object, with no other text before or after it and no "
-        "code fence."
+        "Answer with only a JSON object, with no other text before or after it and no code fence."
     )
 
 

@@ -171,8 +171,13 @@ class FakeModelApi:
         return f"http://127.0.0.1:{self.port}"
 
     def _next_reply(self, body: dict[str, Any]) -> Reply:
+        offered = set(ModelCall("", body, {}).tool_names)
         with self._lock:
-            if self._replies:
+            # A reply that calls a tool waits for a turn that offers it, as a real model
+            # could not call it otherwise (claude's side request naming the session
+            # offers no tool and would take it first).
+            head = self._replies[0] if self._replies else None
+            if head is not None and {c.name for c in head.tool_calls} <= offered:
                 return self._replies.popleft()
         return Reply(text=self.default_text)
 
