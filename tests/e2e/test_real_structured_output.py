@@ -49,6 +49,7 @@ def test_claude_answers_with_the_structured_output_tool(tmp_path: Path, runner: 
             Reply(
                 text="Let me fill that in.",
                 tool_calls=(ToolCall("StructuredOutput", {"name": "Ada", "age": 36}),),
+                for_tool="StructuredOutput",
             )
         )
         chunks = list(
