@@ -31,6 +31,7 @@ ERROR_TABLE: dict[str, tuple[int, str, bool]] = {
     "too_many_auth_failures": (429, "rate_limit_error", True),
     "internal_error": (500, "server_error", True),
     "cli_failed": (502, "server_error", True),
+    "invalid_structured_output": (502, "server_error", True),
     "cli_not_found": (503, "server_error", False),
     "cli_start_failed": (503, "server_error", True),
     "cli_not_logged_in": (503, "server_error", False),

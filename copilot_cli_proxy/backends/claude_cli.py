@@ -35,6 +35,7 @@ from copilot_cli_proxy.backends.cli_backend import (
     parse_json_line,
 )
 from copilot_cli_proxy.backends.prompt import CliPrompt
+from copilot_cli_proxy.backends.structured import schema_of
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.protocol.requests import ChatRequest
 from copilot_cli_proxy.settings import Settings
@@ -54,6 +55,8 @@ NOT_LOGGED_IN_PROBLEM = (
 # the CLI passes it to the API as it is, and an unknown one comes back as model_not_found.
 FULL_MODEL_ID = re.compile(r"claude-[a-z0-9]+(?:[.-][a-z0-9]+)*(?:\[1m\])?")
 ONE_MILLION_SUFFIX = "[1m]"
+# One argv string may be at most 128 KiB (Linux MAX_ARG_STRLEN); keep a margin.
+MAX_SCHEMA_ARG_BYTES = 100_000
 
 
 def build_claude_argv(
@@ -63,6 +66,7 @@ def build_claude_argv(
     system_prompt_file: Path,
     allowed_tools: tuple[str, ...] = (),
     effort: str | None = None,
+    json_schema: str | None = None,
 ) -> list[str]:
     tools = ",".join(allowed_tools)
     argv = [
@@ -86,7 +90,31 @@ def build_claude_argv(
         argv.append(f"--allowedTools={tools}")
     if effort in EFFORTS:
         argv.append(f"--effort={effort}")
+    if json_schema is not None:
+        # The CLI offers the model a StructuredOutput tool with this schema, checks its
+        # input, and reports it as result.structured_output.
+        argv.append(f"--json-schema={json_schema}")
     return argv
+
+
+def json_schema_arg(request: ChatRequest) -> str | None:
+    """``--json-schema``'s value: the request's schema; json_object is any object."""
+    fmt = request.response_format
+    if fmt is None:
+        return None
+    return json.dumps(schema_of(fmt), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def check_schema_arg(request: ChatRequest) -> None:
+    """The schema is one argv string: the kernel refuses a longer one (MAX_ARG_STRLEN)."""
+    schema = json_schema_arg(request)
+    if schema is not None and len(schema.encode("utf-8")) > MAX_SCHEMA_ARG_BYTES:
+        raise ProxyError(
+            "invalid_request",
+            f"'response_format.json_schema.schema' is too large for the claude CLI "
+            f"({len(schema.encode('utf-8'))} bytes as JSON; at most {MAX_SCHEMA_ARG_BYTES}).",
+            param="response_format.json_schema.schema",
+        )
 
 
 def claude_env(
@@ -164,6 +192,8 @@ def parse_auth_status(stdout: str) -> bool | None:
 class ClaudeCliBackend(CliBackend):
     name = "claude"
     executable = "claude"
+    # --json-schema: the CLI itself makes the model answer again until it validates.
+    repairs_structured_output = False
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings, settings.claude_cli_path)
@@ -235,12 +265,18 @@ class ClaudeCliBackend(CliBackend):
             system_prompt_file=system_file,
             allowed_tools=self.settings.allowed_tools,
             effort=request.reasoning_effort,
+            json_schema=json_schema_arg(request),
         )
         stdin = neutralise_prompt(prompt.prompt).encode("utf-8")
         return Invocation(argv=argv, stdin=stdin, redacted_argv=argv)
 
-    def new_parser(self) -> ClaudeOutputParser:
-        return ClaudeOutputParser()
+    def check_request(self, request: ChatRequest) -> None:
+        super().check_request(request)
+        check_schema_arg(request)
+
+    def new_parser(self, request: ChatRequest | None = None) -> ClaudeOutputParser:
+        structured = request is not None and request.response_format is not None
+        return ClaudeOutputParser(structured=structured)
 
     async def _discover_models(self) -> list[ModelInfo]:
         stdout = await self.run_text(

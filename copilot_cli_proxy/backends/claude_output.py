@@ -9,12 +9,14 @@ repeated line must neither double the answer nor lose a part of it.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from copilot_cli_proxy.backends.base import BackendEvent, Finish, TextDelta, Usage
 from copilot_cli_proxy.backends.cli_backend import OutputParser
+from copilot_cli_proxy.backends.structured import invalid_output
 from copilot_cli_proxy.errors import ProxyError
 
 LOGIN_HINT = (
@@ -39,6 +41,7 @@ _ASSISTANT_ERRORS: dict[str, str] = {
     "invalid_request": "cli_failed",
 }
 _STOP_REASONS = {"max_tokens": "length", "refusal": "content_filter"}
+STRUCTURED_RETRIES_EXHAUSTED = "error_max_structured_output_retries"
 
 
 def usage_from_result(usage: Any) -> Usage | None:
@@ -118,7 +121,10 @@ class _Message:
 class ClaudeOutputParser(OutputParser):
     """stream-json: system/init, stream_event…, assistant, result."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, structured: bool = False) -> None:
+        # With --json-schema the answer is the StructuredOutput tool's input, reported
+        # in the result line; text the model writes around it is not the answer.
+        self.structured = structured
         self._messages: list[_Message] = []
         self._current: _Message | None = None
         # A new model message starts only after a message_start or a tool result (a user
@@ -137,14 +143,17 @@ class ClaudeOutputParser(OutputParser):
         if obj.get("parent_tool_use_id"):
             return []  # a sub-agent's output is not the answer
         if kind == "stream_event":
-            return self._stream_event(obj.get("event"))
+            return self._text(self._stream_event(obj.get("event")))
         if kind == "assistant":
-            return self._assistant(obj)
+            return self._text(self._assistant(obj))
         if kind == "result":
             return self._result(obj)
         if kind == "user":
             self._after_assistant = False
         return []
+
+    def _text(self, events: list[BackendEvent]) -> list[BackendEvent]:
+        return [] if self.structured else events
 
     def _by_id(self, message_id: str | None) -> _Message | None:
         if message_id is None:
@@ -216,11 +225,25 @@ class ClaudeOutputParser(OutputParser):
         self.done = True
         raw_text = obj.get("result")
         text = raw_text if isinstance(raw_text, str) else ""
+        if obj.get("subtype") == STRUCTURED_RETRIES_EXHAUSTED:
+            errors = obj.get("errors")
+            detail = "; ".join(str(e) for e in errors) if isinstance(errors, list) else ""
+            raise invalid_output(
+                "the claude CLI gave up after the model's answers did not validate"
+                + (f" ({detail})" if detail else "")
+            )
         if obj.get("is_error") or obj.get("subtype") != "success":
             raise self._error(text, obj)
         reason = _STOP_REASONS.get(obj.get("stop_reason") or self._stop_reason or "", "stop")
         usage = usage_from_result(obj.get("usage")) or Usage()
-        return [usage, Finish(reason)]  # type: ignore[arg-type]
+        done: list[BackendEvent] = [usage, Finish(reason)]  # type: ignore[arg-type]
+        if not self.structured:
+            return done
+        # The validated object when the model used the tool; else the text it gave,
+        # which the caller checks against the format (and refuses if it fails).
+        if "structured_output" in obj:
+            text = json.dumps(obj["structured_output"], ensure_ascii=False)
+        return [TextDelta(text), *done]
 
     def _error(self, text: str, obj: dict[str, Any]) -> ProxyError:
         errors = obj.get("errors")

@@ -39,6 +39,7 @@ from copilot_cli_proxy.backends.claude_cli import (
     ClaudeCliBackend,
     build_claude_argv,
     describe,
+    json_schema_arg,
     write_system_prompt,
 )
 from copilot_cli_proxy.backends.claude_guard import neutralise_prompt
@@ -63,11 +64,18 @@ class WarmKey:
     model: str
     system: str
     effort: str | None
+    # --json-schema is a process flag: a warm process serves one schema (or none).
+    json_schema: str | None = None
 
 
 def build_warm_argv(cli: str, key: WarmKey, system_file: Path, tools: tuple[str, ...]) -> list[str]:
     argv = build_claude_argv(
-        cli, model=key.model, system_prompt_file=system_file, allowed_tools=tools, effort=key.effort
+        cli,
+        model=key.model,
+        system_prompt_file=system_file,
+        allowed_tools=tools,
+        effort=key.effort,
+        json_schema=key.json_schema,
     )
     return [*argv, "--input-format=stream-json"]
 
@@ -243,14 +251,14 @@ class ClaudeWarmBackend(ClaudeCliBackend):
             await self._pool.release()
             raise
 
-    async def stream(
+    async def run_once(
         self, request: ChatRequest, record: RunRecord
     ) -> AsyncGenerator[BackendEvent, None]:
         self.require_cli()
         model = await self.catalog.resolve(request.model)
         prompt = build_cli_prompt(request.messages)
         effort = request.reasoning_effort if request.reasoning_effort in EFFORTS else None
-        key = WarmKey(model, prompt.system, effort)
+        key = WarmKey(model, prompt.system, effort, json_schema_arg(request))
         try:
             process, warm = await self._acquire(key)
         finally:
@@ -268,7 +276,7 @@ class ClaudeWarmBackend(ClaudeCliBackend):
             line = user_message_line(neutralise_prompt(prompt.prompt))
             if not await process.run.write_stdin(line, close=True):
                 logger.debug("the claude process closed its stdin before the prompt")
-            parser = self.new_parser()
+            parser = self.new_parser(request)
             async with aclosing(
                 read_events(process.run, parser, record, process.workdir)
             ) as events:

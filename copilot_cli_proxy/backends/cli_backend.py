@@ -15,7 +15,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,9 @@ from loguru import logger
 from copilot_cli_proxy.backends.base import BackendEvent, ModelInfo, RunRecord
 from copilot_cli_proxy.backends.models import ModelCatalog
 from copilot_cli_proxy.backends.prompt import CliPrompt, build_cli_prompt
+from copilot_cli_proxy.backends.structured import check_schema, structured_answer
 from copilot_cli_proxy.config.registry import KINDS
+from copilot_cli_proxy.core.request import Message
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.protocol.requests import ChatRequest
 from copilot_cli_proxy.runtime.childenv import child_environment
@@ -126,8 +128,11 @@ class CliBackend(ABC):
     # the CLI's name as its id.
     backend_id: str = ""
     extra_env: tuple[str, ...] = ()
-    # What a CLI can honour besides plain chat (gateway/capabilities.py): nothing yet.
-    capabilities: frozenset[str] = frozenset()
+    # What a CLI can honour besides plain chat (gateway/capabilities.py).
+    capabilities: frozenset[str] = frozenset({"response_format"})
+    # Whether a structured answer that fails its check gets one repair turn (a CLI that
+    # enforces the schema itself has already retried).
+    repairs_structured_output: bool = True
 
     @property
     def kind(self) -> str:
@@ -195,13 +200,15 @@ class CliBackend(ABC):
     ) -> Invocation: ...
 
     @abstractmethod
-    def new_parser(self) -> OutputParser: ...
+    def new_parser(self, request: ChatRequest | None = None) -> OutputParser: ...
 
     @abstractmethod
     async def _discover_models(self) -> list[ModelInfo]: ...
 
-    def check_request(self, request: ChatRequest) -> None:  # noqa: B027 - optional hook
+    def check_request(self, request: ChatRequest) -> None:
         """Cheap checks before a slot is taken (e.g. argument size limits)."""
+        if request.response_format is not None:
+            check_schema(request.response_format)
 
     # -- shared -----------------------------------------------------------------------------
 
@@ -250,14 +257,38 @@ class CliBackend(ABC):
     async def stream(
         self, request: ChatRequest, record: RunRecord
     ) -> AsyncGenerator[BackendEvent, None]:
+        fmt = request.response_format
+        if fmt is None:
+            events = self.run_once(request, record)
+        else:
+
+            def attempt(note: str | None, failed: str) -> AsyncGenerator[BackendEvent, None]:
+                # A one-shot run keeps no conversation: the repair run is the
+                # conversation so far, the answer that failed, and what was wrong.
+                if note is None:
+                    return self.run_once(request, record)
+                more = (Message("assistant", failed), Message("user", note))
+                return self.run_once(replace(request, messages=request.messages + more), record)
+
+            events = structured_answer(fmt, attempt, repair=self.repairs_structured_output)
+        async with aclosing(events) as answer:
+            async for event in answer:
+                yield event
+
+    def cli_prompt(self, request: ChatRequest) -> CliPrompt:
+        return build_cli_prompt(request.messages)
+
+    async def run_once(
+        self, request: ChatRequest, record: RunRecord
+    ) -> AsyncGenerator[BackendEvent, None]:
         cli = self.require_cli()
         model = await self.catalog.resolve(request.model)
-        prompt = build_cli_prompt(request.messages)
+        prompt = self.cli_prompt(request)
         async with request_workdir(self.settings.temp_base) as workdir:
             record.workdir = str(workdir)
             invocation = self.prepare(workdir, prompt, model, request, cli)
             record.argv = invocation.redacted_argv
-            parser = self.new_parser()
+            parser = self.new_parser(request)
             async with (
                 run_cli(
                     invocation.argv,

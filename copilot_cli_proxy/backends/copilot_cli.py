@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from copilot_cli_proxy.backends.copilot_output import (
 )
 from copilot_cli_proxy.backends.models import owned_by
 from copilot_cli_proxy.backends.prompt import CliPrompt, build_cli_prompt
+from copilot_cli_proxy.backends.structured import with_instruction
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.protocol.requests import ChatRequest
 from copilot_cli_proxy.settings import Settings
@@ -202,7 +204,13 @@ class CopilotCliBackend(CliBackend):
     # -- one run ------------------------------------------------------------------------
 
     def check_request(self, request: ChatRequest) -> None:
+        super().check_request(request)
         check_prompt_arg(build_cli_prompt(request.messages).prompt)
+
+    def cli_prompt(self, request: ChatRequest) -> CliPrompt:
+        # Copilot cannot enforce a format: the system text asks for it (checked after).
+        prompt = build_cli_prompt(request.messages)
+        return replace(prompt, system=with_instruction(prompt.system, request.response_format))
 
     def prepare(
         self, workdir: Path, prompt: CliPrompt, model: str, request: ChatRequest, cli: str
@@ -230,7 +238,7 @@ class CopilotCliBackend(CliBackend):
             env=isolated_env(home, extra_names=self.extra_env),
         )
 
-    def new_parser(self) -> CopilotOutputParser:
+    def new_parser(self, request: ChatRequest | None = None) -> CopilotOutputParser:
         return CopilotOutputParser(login_problem(os.environ))
 
     async def stream(

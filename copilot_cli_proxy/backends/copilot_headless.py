@@ -26,6 +26,7 @@ import os
 import tempfile
 from collections import OrderedDict
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -37,6 +38,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from loguru import logger
 
 from copilot_cli_proxy.backends.base import BackendEvent, Finish, RunRecord
+from copilot_cli_proxy.backends.cli_backend import CliBackend
 from copilot_cli_proxy.backends.copilot_auth import byok_enabled, provider_from_env
 from copilot_cli_proxy.backends.copilot_cli import CopilotCliBackend
 from copilot_cli_proxy.backends.copilot_isolation import (
@@ -57,7 +59,7 @@ from copilot_cli_proxy.backends.copilot_rpc import (
     remove_dir,
     session_create_params,
 )
-from copilot_cli_proxy.backends.prompt import build_cli_prompt
+from copilot_cli_proxy.backends.structured import structured_answer
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.protocol.requests import ChatRequest
 from copilot_cli_proxy.runtime.jsonrpc import JsonRpcError, PeerClosed
@@ -136,7 +138,8 @@ class CopilotHeadlessBackend(CopilotCliBackend):
         return status
 
     def check_request(self, request: ChatRequest) -> None:
-        return None  # the prompt travels over RPC: no argument-size limit
+        # The prompt travels over RPC: no argument-size limit.
+        CliBackend.check_request(self, request)
 
     # -- supervision ----------------------------------------------------------------------
 
@@ -362,37 +365,55 @@ class CopilotHeadlessBackend(CopilotCliBackend):
     ) -> AsyncGenerator[BackendEvent, None]:
         self.require_cli()
         model = await self.catalog.resolve(request.model)
-        prompt = build_cli_prompt(request.messages)
+        prompt = self.cli_prompt(request)
         key = ReadyKey(model, prompt.system, request.reasoning_effort)
         session = await self._take(key)
         self._prepare(key)  # the next request with this key finds its session made
         record.workdir = str(session.workdir)
         record.argv = session.process.argv
         finished = False
+        fmt = request.response_format
         try:
-            await self._send(session, prompt.prompt)
-            reader = self.new_parser()
-            async for item in session.events:
-                if isinstance(item, ProcessGone):
-                    raise ProxyError(
-                        "cli_unavailable",
-                        f"The copilot CLI stopped while answering: {item.reason}. "
-                        "The next request starts a fresh one.",
-                    )
-                for event in self._read(reader, item):
-                    yield event
-                if reader.idle:
-                    break
-            if not reader.idle:
-                raise ProxyError("cli_failed", "The copilot session ended without an answer.")
-            finished = True
-            self.note_login(True)
-            yield reader.session_usage()
-            yield Finish("stop")
+            if fmt is None:
+                async with aclosing(self._turn(session, prompt.prompt)) as turn:
+                    async for event in turn:
+                        yield event
+                finished = True
+                yield Finish("stop")
+            else:
+                # The repair turn is a second send in the same session: it has the
+                # conversation, so the note is all it needs.
+                def attempt(note: str | None, _failed: str) -> AsyncGenerator[BackendEvent, None]:
+                    return self._turn(session, prompt.prompt if note is None else note)
+
+                async with aclosing(structured_answer(fmt, attempt, repair=True)) as answer:
+                    async for event in answer:
+                        finished = finished or isinstance(event, Finish)
+                        yield event
         except (PeerClosed, JsonRpcError) as exc:
             raise ProxyError("cli_unavailable", f"The copilot CLI is unavailable: {exc}") from None
         finally:
             self._close_later(session, abort=not finished)
+
+    async def _turn(self, session: OpenSession, text: str) -> AsyncGenerator[BackendEvent, None]:
+        """One ``session.send`` until the session is idle: its text, then its usage."""
+        await self._send(session, text)
+        reader = self.new_parser()
+        async for item in session.events:
+            if isinstance(item, ProcessGone):
+                raise ProxyError(
+                    "cli_unavailable",
+                    f"The copilot CLI stopped while answering: {item.reason}. "
+                    "The next request starts a fresh one.",
+                )
+            for event in self._read(reader, item):
+                yield event
+            if reader.idle:
+                break
+        if not reader.idle:
+            raise ProxyError("cli_failed", "The copilot session ended without an answer.")
+        self.note_login(True)
+        yield reader.session_usage()
 
     async def _send(self, session: OpenSession, prompt: str) -> None:
         try:

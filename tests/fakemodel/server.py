@@ -42,6 +42,9 @@ class Reply:
 
     text: str = ""
     tool_calls: tuple[ToolCall, ...] = ()
+    # Kept for the first turn that offers this tool (others get the default answer):
+    # claude's side request naming the session offers none and would take it first.
+    for_tool: str | None = None
 
 
 @dataclass
@@ -170,8 +173,10 @@ class FakeModelApi:
         return f"http://127.0.0.1:{self.port}"
 
     def _next_reply(self, body: dict[str, Any]) -> Reply:
+        offered = ModelCall("", body, {}).tool_names
         with self._lock:
-            if self._replies:
+            head = self._replies[0] if self._replies else None
+            if head is not None and (head.for_tool is None or head.for_tool in offered):
                 return self._replies.popleft()
         return Reply(text=self.default_text)
 

@@ -592,7 +592,6 @@ def test_model_not_found_names_the_model_param() -> None:
         "error_during_execution",
         "error_max_turns",
         "error_max_budget_usd",
-        "error_max_structured_output_retries",
     ],
 )
 def test_error_subtypes_are_cli_failed(subtype: str) -> None:
@@ -601,6 +600,22 @@ def test_error_subtypes_are_cli_failed(subtype: str) -> None:
     )
     assert error.code == "cli_failed"
     assert "Tool loop detected; gave up" in error.message
+
+
+def test_structured_output_retries_exhausted_is_invalid_structured_output() -> None:
+    error = fails(
+        [
+            result(
+                "",
+                subtype="error_max_structured_output_retries",
+                is_error=True,
+                errors=["Failed to provide valid structured output after 5 attempts"],
+            )
+        ]
+    )
+    assert error.code == "invalid_structured_output"
+    assert error.status == 502
+    assert "after 5 attempts" in error.message
 
 
 def test_error_subtype_without_is_error_is_still_a_failure() -> None:
