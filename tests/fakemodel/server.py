@@ -172,7 +172,9 @@ class FakeModelApi:
 
     def _next_reply(self, body: dict[str, Any]) -> Reply:
         with self._lock:
-            if self._replies:
+            # A side request the CLI makes on its own (naming the session, …) offers no
+            # tools: a scripted tool call is kept for the turn that can make it.
+            if self._replies and (body.get("tools") or not self._replies[0].tool_calls):
                 return self._replies.popleft()
         return Reply(text=self.default_text)
 
