@@ -12,7 +12,7 @@ is stopped right after (``until_tool_calls``), and the client runs the tools.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from contextvars import ContextVar
 from dataclasses import replace
@@ -65,29 +65,36 @@ def mcp_argv_parts(workdir: Path) -> tuple[Path | None, tuple[str, ...]]:
 
 
 async def serve_request_tools(
-    request: ChatRequest, run: AsyncIterator[BackendEvent]
+    request: ChatRequest, run: AsyncGenerator[BackendEvent, None]
 ) -> AsyncGenerator[BackendEvent, None]:
-    """``run`` (the CLI run for ``request``) with the request's MCP endpoint up around it."""
+    """``run`` (the CLI run for ``request``) with the request's MCP endpoint up around it.
+    The run is closed (the CLI stopped) before the endpoint goes."""
     tools = offered_tools(request)
     async with serve_tools(tools) as endpoint:
         token = current_endpoint.set(endpoint)
         try:
             async with aclosing(until_tool_calls(run)) as events:
                 async for event in events:
-                    yield event
+                    try:
+                        yield event
+                    except GeneratorExit:
+                        # Closed by the consumer: leave the endpoint's task groups the
+                        # normal way (GeneratorExit through them would be an error).
+                        break
         finally:
             current_endpoint.reset(token)
 
 
 async def until_tool_calls(
-    events: AsyncIterator[BackendEvent],
+    events: AsyncGenerator[BackendEvent, None],
 ) -> AsyncGenerator[BackendEvent, None]:
     """Stop reading (which stops the CLI) once the answer ended with tool calls: the CLI
     would otherwise wait on a tool result that never comes."""
-    async for event in events:
-        yield event
-        if isinstance(event, Finish) and event.reason == "tool_calls":
-            return
+    async with aclosing(events) as run:
+        async for event in run:
+            yield event
+            if isinstance(event, Finish) and event.reason == "tool_calls":
+                return
 
 
 def tool_uses(message: dict[str, Any]) -> list[ToolCallEvent]:

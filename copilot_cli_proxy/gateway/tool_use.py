@@ -7,7 +7,8 @@ Nothing here runs a tool: a call ends the answer, and the client runs it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
 from typing import Any
 
 from copilot_cli_proxy.core.request import ChatRequest, ToolSpec
@@ -60,7 +61,7 @@ def _not_followed(request: ChatRequest) -> ProxyError:
 
 
 async def follow_tool_choice(
-    events: AsyncIterator[BackendEvent], request: ChatRequest
+    events: AsyncGenerator[BackendEvent, None], request: ChatRequest
 ) -> AsyncGenerator[BackendEvent, None]:
     """The backend's events, with ``parallel_tool_calls=false`` keeping the first call
     only, and a required call enforced: its text is held back until the answer is known
@@ -71,23 +72,26 @@ async def follow_tool_choice(
     )
     held: list[TextDelta] = []
     calls = 0
-    async for event in events:
-        if isinstance(event, ToolCallEvent):
-            if request.parallel_tool_calls is False and calls:
-                continue
-            if named is not None and event.name != named:
-                continue
-            for text in held:
-                yield text
-            held.clear()
-            calls += 1
-            yield event
-        elif isinstance(event, TextDelta) and required and not calls:
-            held.append(event)
-        elif isinstance(event, Finish):
-            if required and not calls:
-                raise _not_followed(request)
-            yield event
-            return
-        else:
-            yield event
+    # Closed here, not left to the garbage collector: closing the backend's events stops
+    # its CLI, which must not outlive the answer.
+    async with aclosing(events) as backend_events:
+        async for event in backend_events:
+            if isinstance(event, ToolCallEvent):
+                if (request.parallel_tool_calls is False and calls) or (
+                    named is not None and event.name != named
+                ):
+                    continue
+                for text in held:
+                    yield text
+                held.clear()
+                calls += 1
+                yield event
+            elif isinstance(event, TextDelta) and required and not calls:
+                held.append(event)
+            elif isinstance(event, Finish):
+                if required and not calls:
+                    raise _not_followed(request)
+                yield event
+                return
+            else:
+                yield event

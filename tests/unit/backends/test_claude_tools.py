@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
-from copilot_cli_proxy.backends.base import Finish, TextDelta, ToolCallEvent
+from copilot_cli_proxy.backends.base import BackendEvent, Finish, TextDelta, ToolCallEvent
 from copilot_cli_proxy.backends.claude_cli import build_claude_argv
-from copilot_cli_proxy.backends.claude_tools import ClaudeToolParser
+from copilot_cli_proxy.backends.claude_tools import ClaudeToolParser, until_tool_calls
 
 
 def assistant(message_id: str, *blocks: dict[str, Any]) -> dict[str, Any]:
@@ -97,3 +98,21 @@ def test_with_an_mcp_config_only_its_tools_are_allowed_and_safe_mode_is_replaced
     plain = build_claude_argv("claude", model="sonnet", system_prompt_file=Path("/r/s.md"))
     assert "--safe-mode" in plain
     assert not any(a.startswith(("--mcp-config", "--allowedTools")) for a in plain)
+
+
+async def test_the_cli_run_is_closed_once_the_answer_ended_with_tool_calls() -> None:
+    # Regression: the run was left to the garbage collector, so the CLI outlived the
+    # request's MCP endpoint and went on with an error in place of the client's result.
+    closed = []
+
+    async def run() -> AsyncGenerator[BackendEvent, None]:
+        try:
+            yield ToolCallEvent("c1", "f", "{}")
+            yield Finish("tool_calls")
+            yield TextDelta("the CLI went on")
+        finally:
+            closed.append(True)
+
+    out = [e async for e in until_tool_calls(run())]
+    assert out == [ToolCallEvent("c1", "f", "{}"), Finish("tool_calls")]
+    assert closed == [True]

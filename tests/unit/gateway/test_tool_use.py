@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import pytest
@@ -31,7 +31,7 @@ def request(choice: Any = None, parallel: bool | None = None) -> ChatRequest:
     )
 
 
-async def events_of(*events: BackendEvent) -> AsyncIterator[BackendEvent]:
+async def events_of(*events: BackendEvent) -> AsyncGenerator[BackendEvent, None]:
     for e in events:
         yield e
 
@@ -86,3 +86,21 @@ async def test_a_named_choice_answered_with_another_tool_is_not_followed() -> No
 async def test_auto_passes_a_text_answer_as_it_is() -> None:
     out = await collect(request("auto"), TextDelta("Hi"), Finish("stop"))
     assert out == [TextDelta("Hi"), Finish("stop")]
+
+
+async def test_the_backends_events_are_closed_once_the_answer_is_complete() -> None:
+    # Regression: left to the garbage collector, a run that ended with tool calls kept its
+    # CLI alive past the answer, and the CLI went on without the client's results.
+    closed = []
+
+    async def backend() -> AsyncGenerator[BackendEvent, None]:
+        try:
+            yield CALL_A
+            yield Finish("tool_calls")
+            yield TextDelta("never read")
+        finally:
+            closed.append(True)
+
+    out = [e async for e in follow_tool_choice(backend(), request())]
+    assert out == [CALL_A, Finish("tool_calls")]
+    assert closed == [True]
