@@ -7,15 +7,21 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import openai
 import pytest
 
-from tests.e2e.harness import wait_until
+from copilot_cli_proxy.backends.claude_cli import build_claude_argv, claude_env
+from copilot_cli_proxy.backends.claude_tools import current_endpoint, mcp_argv_parts
+from copilot_cli_proxy.core.request import ToolSpec
+from copilot_cli_proxy.gateway.mcp_endpoint import serve_tools
+from tests.e2e.harness import require_real_cli, wait_until
 from tests.e2e.realclaude import RUNNERS, Stage, leaks, main_calls, module_stage
-from tests.fakemodel.server import ModelCall, Reply, ToolCall
+from tests.fakemodel.server import FakeModelApi, ModelCall, RealCliEnv, Reply, ToolCall
 
 pytestmark = pytest.mark.real_cli
 
@@ -228,3 +234,56 @@ def test_the_mcp_endpoint_needs_its_secret_and_is_gone_after_the_request(
 def test_everything_was_clean(claude_stage: Stage) -> None:
     claude_stage.assert_settled()
     assert leaks(claude_stage.api.calls) == []
+
+
+async def test_contract_init_lists_the_endpoint_connected_with_exactly_the_clients_tools(
+    tmp_path: Path,
+) -> None:
+    """The real binary with the argv the server builds: its init line names our server as
+    connected, with exactly the client's tools, and no built-in tool."""
+    api = FakeModelApi().start()
+    try:
+        (tmp_path / "home").mkdir()
+        system_file = tmp_path / "system.md"
+        system_file.write_text("")
+        tools = (ToolSpec("get_weather", "Weather.", {"type": "object"}), ToolSpec("get_time"))
+        async with serve_tools(tools) as endpoint:
+            token = current_endpoint.set(endpoint)
+            try:
+                config, names = mcp_argv_parts(tmp_path)
+            finally:
+                current_endpoint.reset(token)
+            argv = build_claude_argv(
+                require_real_cli("claude"),
+                model="sonnet",
+                system_prompt_file=system_file,
+                mcp_config=config,
+                mcp_tools=names,
+            )
+            env = claude_env(RealCliEnv(api, str(tmp_path / "home")).claude())
+            init = await _init_line(argv, tmp_path, env)
+    finally:
+        api.stop()
+    assert init["mcp_servers"] == [{"name": "client", "status": "connected"}]
+    assert sorted(init["tools"]) == [MODEL_CLOCK, MODEL_WEATHER]
+
+
+async def _init_line(argv: list[str], cwd: Path, env: dict[str, str]) -> dict[str, Any]:
+    async with await anyio.open_process(argv, cwd=cwd, env=env) as process:
+        assert process.stdin is not None and process.stdout is not None
+        await process.stdin.send(b"hi")
+        await process.stdin.aclose()
+        buffer = b""
+        try:
+            with anyio.fail_after(60):
+                async for chunk in process.stdout:
+                    buffer += chunk
+                    for line in buffer.split(b"\n")[:-1]:
+                        obj = json.loads(line)
+                        if obj.get("type") == "system" and obj.get("subtype") == "init":
+                            return dict(obj)
+                    buffer = buffer.rsplit(b"\n", 1)[-1]
+        finally:
+            if process.returncode is None:
+                process.kill()
+    raise AssertionError("no init line")
