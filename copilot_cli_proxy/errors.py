@@ -32,6 +32,9 @@ ERROR_TABLE: dict[str, tuple[int, str, bool]] = {
     "internal_error": (500, "server_error", True),
     "cli_failed": (502, "server_error", True),
     "invalid_structured_output": (502, "server_error", True),
+    # tool_choice asked for a call ("required" or a named function) and the model answered
+    # without it: never passed off as a plain text answer.
+    "tool_choice_not_followed": (502, "server_error", True),
     "cli_not_found": (503, "server_error", False),
     "cli_start_failed": (503, "server_error", True),
     "cli_not_logged_in": (503, "server_error", False),

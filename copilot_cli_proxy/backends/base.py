@@ -21,6 +21,7 @@ from copilot_cli_proxy.core.types import (
     FinishReason,
     ModelInfo,
     TextDelta,
+    ToolCallEvent,
     Usage,
 )
 from copilot_cli_proxy.protocol.requests import ChatRequest
@@ -33,6 +34,7 @@ __all__ = [
     "ModelInfo",
     "RunRecord",
     "TextDelta",
+    "ToolCallEvent",
     "Usage",
 ]
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +22,22 @@ import anyio
 from anyio.abc import TaskGroup
 from loguru import logger
 
-from copilot_cli_proxy.backends.base import ModelInfo
+from copilot_cli_proxy.backends.base import BackendEvent, ModelInfo, RunRecord
 from copilot_cli_proxy.backends.claude_guard import (
     GUARD_ENV,
     GUARD_FLAGS,
+    MCP_GUARD_FLAGS,
     neutralise_prompt,
     settings_argv,
 )
 from copilot_cli_proxy.backends.claude_output import ClaudeOutputParser
+from copilot_cli_proxy.backends.claude_tools import (
+    ClaudeToolParser,
+    current_endpoint,
+    mcp_argv_parts,
+    serve_request_tools,
+    with_tool_instruction,
+)
 from copilot_cli_proxy.backends.cli_backend import (
     CliBackend,
     Invocation,
@@ -37,6 +47,7 @@ from copilot_cli_proxy.backends.cli_backend import (
 from copilot_cli_proxy.backends.prompt import CliPrompt
 from copilot_cli_proxy.backends.structured import schema_of
 from copilot_cli_proxy.errors import ProxyError
+from copilot_cli_proxy.gateway.tool_use import offered_tools
 from copilot_cli_proxy.protocol.requests import ChatRequest
 from copilot_cli_proxy.settings import Settings
 
@@ -67,7 +78,11 @@ def build_claude_argv(
     allowed_tools: tuple[str, ...] = (),
     effort: str | None = None,
     json_schema: str | None = None,
+    mcp_config: Path | None = None,
+    mcp_tools: tuple[str, ...] = (),
 ) -> list[str]:
+    """``mcp_config``/``mcp_tools``: the request's own MCP endpoint (claude_tools) and the
+    CLI's names of its tools, the only MCP tools allowed."""
     tools = ",".join(allowed_tools)
     argv = [
         cli,
@@ -83,11 +98,15 @@ def build_claude_argv(
         "--permission-mode=dontAsk",
         "--strict-mcp-config",
         "--no-session-persistence",
-        *GUARD_FLAGS,
+        # --safe-mode turns MCP servers off, the request's own too: with client tools, no
+        # settings file is read instead (no hooks, plugins or output styles from it).
+        *(GUARD_FLAGS if mcp_config is None else MCP_GUARD_FLAGS),
         *settings_argv(allowed_tools),
     ]
-    if allowed_tools:
-        argv.append(f"--allowedTools={tools}")
+    if mcp_config is not None:
+        argv.append(f"--mcp-config={mcp_config}")
+    if allowed_tools or mcp_tools:
+        argv.append(f"--allowedTools={','.join((*allowed_tools, *mcp_tools))}")
     if effort in EFFORTS:
         argv.append(f"--effort={effort}")
     if json_schema is not None:
@@ -194,6 +213,8 @@ class ClaudeCliBackend(CliBackend):
     executable = "claude"
     # --json-schema: the CLI itself makes the model answer again until it validates.
     repairs_structured_output = False
+    # The client's tools, through a per-request MCP endpoint (claude_tools).
+    capabilities = frozenset({"tools", "response_format"})
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings, settings.claude_cli_path)
@@ -259,6 +280,7 @@ class ClaudeCliBackend(CliBackend):
     ) -> Invocation:
         system_file = workdir / SYSTEM_PROMPT_FILE
         write_system_prompt(system_file, prompt.system)
+        mcp_config, mcp_tools = mcp_argv_parts(workdir)
         argv = build_claude_argv(
             cli,
             model=model,
@@ -266,6 +288,8 @@ class ClaudeCliBackend(CliBackend):
             allowed_tools=self.settings.allowed_tools,
             effort=request.reasoning_effort,
             json_schema=json_schema_arg(request),
+            mcp_config=mcp_config,
+            mcp_tools=mcp_tools,
         )
         stdin = neutralise_prompt(prompt.prompt).encode("utf-8")
         return Invocation(argv=argv, stdin=stdin, redacted_argv=argv)
@@ -275,8 +299,23 @@ class ClaudeCliBackend(CliBackend):
         check_schema_arg(request)
 
     def new_parser(self, request: ChatRequest | None = None) -> ClaudeOutputParser:
+        if current_endpoint.get() is not None:
+            return ClaudeToolParser()
         structured = request is not None and request.response_format is not None
         return ClaudeOutputParser(structured=structured)
+
+    async def stream(
+        self, request: ChatRequest, record: RunRecord
+    ) -> AsyncGenerator[BackendEvent, None]:
+        """With the client's tools: the run inside the request's MCP endpoint (claude_tools)."""
+        if not offered_tools(request):
+            run = super().stream(request, record)
+        else:
+            request = with_tool_instruction(request)
+            run = serve_request_tools(request, super().stream(request, record))
+        async with aclosing(run) as events:
+            async for event in events:
+                yield event
 
     async def _discover_models(self) -> list[ModelInfo]:
         stdout = await self.run_text(

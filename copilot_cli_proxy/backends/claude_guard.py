@@ -34,6 +34,9 @@ GUARD_ENV: dict[str, str] = {
 # work as usual; an apiKeyHelper in the operator's settings still logs in).
 # --disable-slash-commands: a prompt starting with "/" is not run as a command.
 GUARD_FLAGS: tuple[str, ...] = ("--safe-mode", "--disable-slash-commands")
+# With the request's own MCP server (client tools): --safe-mode would turn it off too, so
+# no settings source is read instead (user, project, local: no hooks, plugins, styles).
+MCP_GUARD_FLAGS: tuple[str, ...] = ("--setting-sources=", "--disable-slash-commands")
 
 # The permission rule form that covers absolute paths ("//…"); "Read" or "Read(**)" alone did
 # not stop @-expansion of files outside the working dir.

@@ -47,6 +47,7 @@ from copilot_cli_proxy.backends.claude_pool import WarmPool
 from copilot_cli_proxy.backends.cli_backend import read_events
 from copilot_cli_proxy.backends.prompt import build_cli_prompt
 from copilot_cli_proxy.errors import ProxyError
+from copilot_cli_proxy.gateway.tool_use import offered_tools
 from copilot_cli_proxy.protocol.requests import ChatRequest
 from copilot_cli_proxy.runtime.process import CliRun
 from copilot_cli_proxy.runtime.workdir import make_request_dir
@@ -254,6 +255,17 @@ class ClaudeWarmBackend(ClaudeCliBackend):
     async def run_once(
         self, request: ChatRequest, record: RunRecord
     ) -> AsyncGenerator[BackendEvent, None]:
+        if offered_tools(request):
+            # Its MCP endpoint is a process flag: a process of its own, started for it and
+            # counted like a warm one.
+            await self._pool.reserve(evict=True)
+            try:
+                async with aclosing(super().stream(request, record)) as run:
+                    async for event in run:
+                        yield event
+            finally:
+                await self._pool.release()
+            return
         self.require_cli()
         model = await self.catalog.resolve(request.model)
         prompt = build_cli_prompt(request.messages)

@@ -24,9 +24,12 @@ class CliPrompt:
     prompt: str
 
 
-def _label(message: Message) -> str:
+def _label(message: Message, tool_names: dict[str, str]) -> str:
     if message.role == "tool":
-        ref = f" {message.tool_call_id}" if message.tool_call_id else ""
+        # Tied to its call by id and by the tool's name, as the call was shown.
+        call_id = message.tool_call_id
+        name = tool_names.get(call_id or "") or message.name
+        ref = (f" of tool {name}" if name else "") + (f" (id {call_id})" if call_id else "")
         return f"[tool result{ref}]"
     if message.name:
         return f"[{message.role} ({message.name})]"
@@ -47,6 +50,7 @@ def build_cli_prompt(messages: tuple[Message, ...]) -> CliPrompt:
     turns = [m for m in messages if m.role != "system"]
     if len(turns) == 1 and turns[0].role == "user" and not turns[0].name:
         return CliPrompt(system=system, prompt=turns[0].content)
+    tool_names = {call.id: call.name for m in turns for call in m.tool_calls}
     blocks = [TRANSCRIPT_INTRO]
-    blocks.extend(f"{_label(m)}\n{message_text(m)}" for m in turns)
+    blocks.extend(f"{_label(m, tool_names)}\n{message_text(m)}" for m in turns)
     return CliPrompt(system=system, prompt="\n\n".join(blocks))

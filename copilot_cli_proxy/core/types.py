@@ -33,7 +33,20 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
-FinishReason = Literal["stop", "length", "content_filter"]
+@dataclass(frozen=True, slots=True)
+class ToolCallEvent:
+    """The model calls one of the client's tools; the answer then ends with its calls.
+
+    Nothing is run on the server: the client runs the tool and sends the result back
+    in its next request (a ``tool`` message with this ``id``).
+    """
+
+    id: str
+    name: str
+    arguments: str  # JSON text
+
+
+FinishReason = Literal["stop", "length", "content_filter", "tool_calls"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +56,7 @@ class Finish:
     reason: FinishReason = "stop"
 
 
-BackendEvent = TextDelta | Usage | Finish
+BackendEvent = TextDelta | ToolCallEvent | Usage | Finish
 
 
 @dataclass(frozen=True, slots=True)

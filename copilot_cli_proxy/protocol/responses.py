@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from copilot_cli_proxy.backends.base import Usage
+from copilot_cli_proxy.backends.base import ToolCallEvent, Usage
 from copilot_cli_proxy.errors import ProxyError
 
 
@@ -61,18 +61,39 @@ class CompletionIdentity:
         body["usage"] = usage_body(usage or Usage())
         return body
 
-    def completion(self, text: str, finish_reason: str, usage: Usage | None) -> dict[str, Any]:
+    def completion(
+        self,
+        text: str,
+        finish_reason: str,
+        usage: Usage | None,
+        tool_calls: tuple[ToolCallEvent, ...] = (),
+    ) -> dict[str, Any]:
         body = self._base("chat.completion")
+        message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+        if tool_calls:
+            # OpenAI's shape: no text next to the calls is null, not "".
+            message["content"] = text or None
+            message["tool_calls"] = [tool_call_body(call) for call in tool_calls]
         body["choices"] = [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": None},
+                "message": message,
                 "logprobs": None,
                 "finish_reason": finish_reason,
             }
         ]
         body["usage"] = usage_body(usage or Usage())
         return body
+
+
+def tool_call_body(call: ToolCallEvent, index: int | None = None) -> dict[str, Any]:
+    """One call as OpenAI writes it; ``index`` set: as a stream delta's element."""
+    body: dict[str, Any] = {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments},
+    }
+    return body if index is None else {"index": index, **body}
 
 
 def sse_event(data: dict[str, Any]) -> bytes:

@@ -22,11 +22,19 @@ from loguru import logger
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
-from copilot_cli_proxy.backends.base import BackendEvent, Finish, RunRecord, TextDelta, Usage
+from copilot_cli_proxy.backends.base import (
+    BackendEvent,
+    Finish,
+    RunRecord,
+    TextDelta,
+    ToolCallEvent,
+    Usage,
+)
 from copilot_cli_proxy.errors import ProxyError, clip
 from copilot_cli_proxy.gate.sizes import check_message_count, check_prompt_size
 from copilot_cli_proxy.gateway.capabilities import check_capabilities, ignored_params
 from copilot_cli_proxy.gateway.gateway import Routed
+from copilot_cli_proxy.gateway.tool_use import follow_tool_choice
 from copilot_cli_proxy.protocol.requests import (
     ChatRequest,
     decode_body,
@@ -39,6 +47,7 @@ from copilot_cli_proxy.protocol.responses import (
     StopSequenceFilter,
     sse_error,
     sse_event,
+    tool_call_body,
 )
 from copilot_cli_proxy.routes.common import error_response, json_bytes, services
 
@@ -165,7 +174,9 @@ class ChatResponder:
             with anyio.move_on_after(self.timeout_s) as deadline:
                 async with self.limiter.slot():
                     self._slot_taken_at = time.monotonic()
-                    events = self.backend.stream(self.chat, self.outcome.record)
+                    events = follow_tool_choice(
+                        self.backend.stream(self.chat, self.outcome.record), self.chat
+                    )
                     async with aclosing(events) as stream:
                         if self.chat.stream:
                             await self._stream(stream, send)
@@ -224,12 +235,20 @@ class ChatResponder:
     async def _stream(self, events: AsyncIterator[BackendEvent], send: Send) -> None:
         stops = StopSequenceFilter(self.chat.stop)
         reason: str | None = None
+        calls = 0
 
         async def body(data: bytes) -> None:
             await send({"type": "http.response.body", "body": data, "more_body": True})
 
         async for event in events:
-            if isinstance(event, TextDelta):
+            if isinstance(event, ToolCallEvent):
+                if not self._headers_sent:
+                    await self._start(send, SSE_HEADERS)
+                    await body(sse_event(self.identity.chunk({"role": "assistant", "content": ""})))
+                delta = {"tool_calls": [tool_call_body(event, calls)]}
+                await body(sse_event(self.identity.chunk(delta)))
+                calls += 1
+            elif isinstance(event, TextDelta):
                 text = stops.feed(event.text)
                 if not self._headers_sent:
                     await self._start(send, SSE_HEADERS)
@@ -263,9 +282,12 @@ class ChatResponder:
     async def _complete(self, events: AsyncIterator[BackendEvent], send: Send) -> None:
         stops = StopSequenceFilter(self.chat.stop)
         parts: list[str] = []
+        calls: list[ToolCallEvent] = []
         reason: str | None = None
         async for event in events:
-            if isinstance(event, TextDelta):
+            if isinstance(event, ToolCallEvent):
+                calls.append(event)
+            elif isinstance(event, TextDelta):
                 parts.append(stops.feed(event.text))
                 if stops.stopped:
                     reason = "stop"
@@ -278,7 +300,7 @@ class ChatResponder:
         if reason is None:
             raise ProxyError("cli_failed", "The CLI stopped before finishing its answer.")
         parts.append(stops.flush())
-        payload = self.identity.completion("".join(parts), reason, self.outcome.usage)
+        payload = self.identity.completion("".join(parts), reason, self.outcome.usage, tuple(calls))
         await self._start(send, [(b"content-type", b"application/json")])
         await send({"type": "http.response.body", "body": json_bytes(payload), "more_body": False})
         if not stops.stopped:

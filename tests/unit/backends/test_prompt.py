@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from copilot_cli_proxy.backends.prompt import TRANSCRIPT_INTRO, CliPrompt, build_cli_prompt
+from copilot_cli_proxy.core.request import ToolCall
 from copilot_cli_proxy.protocol.requests import Message, parse_chat_request
 
 
@@ -81,8 +82,29 @@ def test_tool_results_are_labelled_with_their_call_id() -> None:
             Message(role="user", content="So?"),
         )
     )
-    assert "[tool result c1]\nsunny" in result.prompt
+    assert "[tool result (id c1)]\nsunny" in result.prompt
     assert "[tool result]\nrain" in result.prompt
+
+
+def test_tool_results_name_the_tool_of_their_call() -> None:
+    result = build_cli_prompt(
+        (
+            Message(role="user", content="Weather and time?"),
+            Message(
+                role="assistant",
+                content="",
+                tool_calls=(
+                    ToolCall("c1", "weather", '{"city":"Paris"}'),
+                    ToolCall("c2", "clock", "{}"),
+                ),
+            ),
+            Message(role="tool", content="12:00", tool_call_id="c2"),
+            Message(role="tool", content="sunny", tool_call_id="c1"),
+        )
+    )
+    assert '[called tool weather (id c1) with arguments: {"city":"Paris"}]' in result.prompt
+    assert "[tool result of tool clock (id c2)]\n12:00" in result.prompt
+    assert "[tool result of tool weather (id c1)]\nsunny" in result.prompt
 
 
 def test_multibyte_text_is_kept_exactly() -> None:

@@ -6,6 +6,9 @@ from typing import Any
 
 import pytest
 
+from copilot_cli_proxy.backends.claude_cli import ClaudeCliBackend
+from copilot_cli_proxy.backends.claude_warm import ClaudeWarmBackend
+from copilot_cli_proxy.backends.copilot_cli import CopilotCliBackend
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.gateway.capabilities import check_capabilities, ignored_params
 from copilot_cli_proxy.protocol.requests import parse_chat_request
@@ -71,3 +74,13 @@ def test_sampling_is_ignored_only_by_backends_that_cannot_honour_it() -> None:
     chat = request(temperature=0.2, seed=1, bogus=True)
     assert ignored_params(chat, frozenset()) == ("temperature", "seed", "bogus")
     assert ignored_params(chat, frozenset({"sampling"})) == ("bogus",)
+
+
+def test_claude_backends_take_tools_and_copilot_refuses_them_naming_itself() -> None:
+    chat = request(tools=TOOLS)
+    for claude in (ClaudeCliBackend, ClaudeWarmBackend):
+        check_capabilities(chat, claude.capabilities, "claude", "claude-cli")
+    with pytest.raises(ProxyError) as caught:
+        check_capabilities(chat, CopilotCliBackend.capabilities, "gh", "copilot-cli")
+    assert caught.value.code == "unsupported_parameter"
+    assert "'gh'" in caught.value.message

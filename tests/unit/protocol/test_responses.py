@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from copilot_cli_proxy.backends.base import Usage
+from copilot_cli_proxy.backends.base import ToolCallEvent, Usage
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.protocol.responses import (
     SSE_DONE,
@@ -16,6 +16,7 @@ from copilot_cli_proxy.protocol.responses import (
     new_completion_id,
     sse_error,
     sse_event,
+    tool_call_body,
     usage_body,
 )
 from copilot_cli_proxy.routes.common import json_bytes
@@ -319,3 +320,28 @@ def test_random_texts_and_splits_match_the_reference() -> None:
         bounds = [0, *cuts, len(text)]
         pieces = [text[a:b] for a, b in itertools.pairwise(bounds)]
         assert run_filter(stops, pieces) == reference_cut(text, stops), (text, stops, pieces)
+
+
+def test_a_completion_with_tool_calls_has_null_content_and_the_calls() -> None:
+    identity = CompletionIdentity(model="m")
+    call = ToolCallEvent("toolu_1", "get_weather", '{"city": "Paris"}')
+    body = identity.completion("", "tool_calls", None, (call,))
+    choice = body["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    assert choice["message"]["content"] is None
+    assert choice["message"]["tool_calls"] == [
+        {
+            "id": "toolu_1",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+        }
+    ]
+    # Text beside the calls is kept.
+    with_text = identity.completion("Checking.", "tool_calls", None, (call,))
+    assert with_text["choices"][0]["message"]["content"] == "Checking."
+
+
+def test_a_tool_call_delta_carries_its_index() -> None:
+    delta = tool_call_body(ToolCallEvent("c2", "f", "{}"), 1)
+    function = {"name": "f", "arguments": "{}"}
+    assert delta == {"index": 1, "id": "c2", "type": "function", "function": function}
