@@ -44,7 +44,7 @@ from copilot_cli_proxy.backends.claude_cli import (
 )
 from copilot_cli_proxy.backends.claude_guard import neutralise_prompt
 from copilot_cli_proxy.backends.claude_pool import WarmPool
-from copilot_cli_proxy.backends.cli_backend import read_events
+from copilot_cli_proxy.backends.cli_backend import CliBackend, read_events
 from copilot_cli_proxy.backends.prompt import build_cli_prompt
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.gateway.tool_use import offered_tools
@@ -260,7 +260,9 @@ class ClaudeWarmBackend(ClaudeCliBackend):
             # counted like a warm one.
             await self._pool.reserve(evict=True)
             try:
-                async with aclosing(super().stream(request, record)) as run:
+                # The one-shot run: ClaudeCliBackend.stream already wraps this call in
+                # the request's MCP endpoint, so going through stream() again would recurse.
+                async with aclosing(CliBackend.run_once(self, request, record)) as run:
                     async for event in run:
                         yield event
             finally:
