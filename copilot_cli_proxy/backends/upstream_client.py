@@ -40,8 +40,10 @@ class UpstreamClient:
     def __init__(self, backend_id: str, config: UpstreamConfig, keep_alive: int) -> None:
         self.backend_id = backend_id
         self.config = config
+        # The operator's headers go to the upstream only, not to an OAuth token endpoint
+        # (another host, perhaps) that shares this client: they are added per request.
         self.http = httpx.AsyncClient(
-            headers={"User-Agent": f"copilot-cli-proxy/{__version__}", **dict(config.headers)},
+            headers={"User-Agent": f"copilot-cli-proxy/{__version__}"},
             timeout=httpx.Timeout(
                 config.timeout_s, connect=min(config.timeout_s, CONNECT_TIMEOUT_S), pool=None
             ),
@@ -71,7 +73,7 @@ class UpstreamClient:
         """The upstream's 2xx response, still open; else the mapped ``ProxyError``."""
         authorization = await self.credentials.authorization()
         for attempt in (1, 2):
-            headers: dict[str, str] = {}
+            headers = dict(self.config.headers)
             if authorization:
                 headers["Authorization"] = authorization
             if content is not None:
