@@ -34,7 +34,9 @@ def device_auth(fake: FakeUpstream) -> dict[str, str]:
 @pytest.fixture
 async def oauth(fake: FakeUpstream, tmp_path: Path) -> AsyncIterator[OpenAIUpstreamBackend]:
     fake.require_auth = True
-    made = make_backend(fake, tmp_path / "state", auth=device_auth(fake))
+    made = make_backend(
+        fake, tmp_path / "state", auth=device_auth(fake), headers={"X-Team": "docs"}
+    )
     try:
         yield made
     finally:
@@ -92,6 +94,7 @@ async def test_login_waits_on_pending_slows_down_then_stores_the_token_0600(
     (device_request,) = fake.requests_to("/login/device/code")
     assert device_request.body == {"client_id": CLIENT_ID, "scope": "models:read"}
     assert device_request.headers["accept"] == "application/json"
+    assert "x-team" not in device_request.headers
     # The server uses the stored login at once.
     await relay_all(oauth)
     token = credentials(oauth).store.load()
@@ -154,6 +157,10 @@ async def test_a_token_near_expiry_is_refreshed_before_the_request(
     assert renewed is not None and renewed.access_token != old.access_token
     assert chat.authorization == f"Bearer {renewed.access_token}"
     assert stat.S_IMODE(credentials(oauth).store.path.stat().st_mode) == 0o600
+    # The operator's headers are the upstream's business, not the token endpoint's.
+    (refresh,) = fake.requests_to("/login/oauth/access_token")
+    assert chat.headers["x-team"] == "docs" and "x-team" not in refresh.headers
+    assert "authorization" not in refresh.headers
 
 
 async def test_a_401_leads_to_one_refresh_and_a_retry(
