@@ -234,12 +234,6 @@ class ClaudeCliBackend(CliBackend):
         if self.cli_path is not None:
             await self.check_login()
 
-    def health(self) -> dict[str, Any]:
-        status = super().health()
-        status["logged_in"] = self.logged_in
-        status["problems"] = self.problems()
-        return status
-
     def problems(self) -> list[str]:
         """What keeps requests from being answered now, for /health."""
         if self.logged_in is False:

@@ -130,6 +130,7 @@ class CliBackend(ABC):
     extra_env: tuple[str, ...] = ()
     # What a CLI can honour besides plain chat (gateway/capabilities.py).
     capabilities: frozenset[str] = frozenset({"response_format"})
+    logged_in: bool | None = None  # unknown until a backend finds out
     # Whether a structured answer that fails its check gets one repair turn (a CLI that
     # enforces the schema itself has already retried).
     repairs_structured_output: bool = True
@@ -187,7 +188,13 @@ class CliBackend(ABC):
             },
             "models_cached": self.catalog.cached_count,
             "model_discovery_error": self.catalog.last_error,
+            "logged_in": self.logged_in,
+            "problems": self.problems(),
         }
+
+    def problems(self) -> list[str]:
+        """What keeps requests from being answered now, for /health (none known here)."""
+        return []
 
     async def list_models(self) -> list[ModelInfo]:
         return await self.catalog.models()

@@ -17,7 +17,6 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import anyio
 from loguru import logger
@@ -180,12 +179,6 @@ class CopilotCliBackend(CliBackend):
         if self.logged_in is not logged_in:
             logger.info("copilot login state: {}", "logged in" if logged_in else "not logged in")
         self.logged_in = logged_in
-
-    def health(self) -> dict[str, Any]:
-        status = super().health()
-        status["logged_in"] = self.logged_in
-        status["problems"] = self.problems()
-        return status
 
     def problems(self) -> list[str]:
         """What keeps requests from being answered, each with what the operator can do."""
