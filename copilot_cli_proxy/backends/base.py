@@ -15,6 +15,7 @@ from typing import Protocol
 
 from anyio.abc import TaskGroup
 
+from copilot_cli_proxy.core.request import ChatRequest
 from copilot_cli_proxy.core.types import (
     BackendEvent,
     Finish,
@@ -24,7 +25,6 @@ from copilot_cli_proxy.core.types import (
     ToolCallEvent,
     Usage,
 )
-from copilot_cli_proxy.protocol.requests import ChatRequest
 
 __all__ = [
     "Backend",

@@ -46,10 +46,10 @@ from copilot_cli_proxy.backends.cli_backend import (
 )
 from copilot_cli_proxy.backends.prompt import CliPrompt
 from copilot_cli_proxy.backends.structured import schema_of
+from copilot_cli_proxy.core.request import ChatRequest
 from copilot_cli_proxy.errors import ProxyError
-from copilot_cli_proxy.gateway.tool_use import offered_tools
-from copilot_cli_proxy.protocol.requests import ChatRequest
 from copilot_cli_proxy.settings import Settings
+from copilot_cli_proxy.tools.tool_use import offered_tools
 
 SYSTEM_PROMPT_FILE = "system-prompt.md"
 DISCOVERY_TIMEOUT_S = 60.0

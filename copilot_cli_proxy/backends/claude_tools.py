@@ -1,5 +1,5 @@
 """The client's tools for claude, both runners: an MCP endpoint for the request
-(gateway/mcp_endpoint), the flags that make it the CLI's only tools, and reading the
+(tools/mcp_endpoint), the flags that make it the CLI's only tools, and reading the
 model's calls from stream-json.
 
 The calls are taken from the ``assistant`` lines' ``tool_use`` blocks. The CLI sends each
@@ -23,13 +23,13 @@ from copilot_cli_proxy.backends.base import BackendEvent, Finish, ToolCallEvent
 from copilot_cli_proxy.backends.claude_output import ClaudeOutputParser
 from copilot_cli_proxy.core.request import ChatRequest, Message
 from copilot_cli_proxy.errors import ProxyError
-from copilot_cli_proxy.gateway.mcp_endpoint import (
+from copilot_cli_proxy.tools.mcp_endpoint import (
     McpEndpoint,
     cli_tool_name,
     client_tool_name,
     serve_tools,
 )
-from copilot_cli_proxy.gateway.tool_use import offered_tools, tool_instruction
+from copilot_cli_proxy.tools.tool_use import offered_tools, tool_instruction
 
 MCP_CONFIG_FILE = "mcp-config.json"
 

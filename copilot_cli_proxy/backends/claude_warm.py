@@ -46,12 +46,12 @@ from copilot_cli_proxy.backends.claude_guard import neutralise_prompt
 from copilot_cli_proxy.backends.claude_pool import WarmPool
 from copilot_cli_proxy.backends.cli_backend import CliBackend, read_events
 from copilot_cli_proxy.backends.prompt import build_cli_prompt
+from copilot_cli_proxy.core.request import ChatRequest
 from copilot_cli_proxy.errors import ProxyError
-from copilot_cli_proxy.gateway.tool_use import offered_tools
-from copilot_cli_proxy.protocol.requests import ChatRequest
 from copilot_cli_proxy.runtime.process import CliRun
 from copilot_cli_proxy.runtime.workdir import make_request_dir
 from copilot_cli_proxy.settings import Settings
+from copilot_cli_proxy.tools.tool_use import offered_tools
 
 # Files of the operator's claude config that a per-process config dir links to.
 SHARED_CONFIG_FILES = (".credentials.json", "settings.json")

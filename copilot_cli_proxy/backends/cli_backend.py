@@ -27,9 +27,8 @@ from copilot_cli_proxy.backends.models import ModelCatalog
 from copilot_cli_proxy.backends.prompt import CliPrompt, build_cli_prompt
 from copilot_cli_proxy.backends.structured import check_schema, structured_answer
 from copilot_cli_proxy.config.registry import KINDS
-from copilot_cli_proxy.core.request import Message
+from copilot_cli_proxy.core.request import ChatRequest, Message
 from copilot_cli_proxy.errors import ProxyError
-from copilot_cli_proxy.protocol.requests import ChatRequest
 from copilot_cli_proxy.runtime.childenv import child_environment
 from copilot_cli_proxy.runtime.process import CliRun, capture_cli, run_cli
 from copilot_cli_proxy.runtime.workdir import ensure_base, request_workdir

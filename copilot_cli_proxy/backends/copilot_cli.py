@@ -48,8 +48,8 @@ from copilot_cli_proxy.backends.copilot_output import (
 from copilot_cli_proxy.backends.models import owned_by
 from copilot_cli_proxy.backends.prompt import CliPrompt, build_cli_prompt
 from copilot_cli_proxy.backends.structured import with_instruction
+from copilot_cli_proxy.core.request import ChatRequest
 from copilot_cli_proxy.errors import ProxyError
-from copilot_cli_proxy.protocol.requests import ChatRequest
 from copilot_cli_proxy.settings import Settings
 
 MAX_ARG_BYTES = 131072  # Linux MAX_ARG_STRLEN, including the terminating NUL

@@ -60,8 +60,8 @@ from copilot_cli_proxy.backends.copilot_rpc import (
     session_create_params,
 )
 from copilot_cli_proxy.backends.structured import structured_answer
+from copilot_cli_proxy.core.request import ChatRequest
 from copilot_cli_proxy.errors import ProxyError
-from copilot_cli_proxy.protocol.requests import ChatRequest
 from copilot_cli_proxy.runtime.jsonrpc import JsonRpcError, PeerClosed
 from copilot_cli_proxy.runtime.process import CliRun
 from copilot_cli_proxy.runtime.workdir import PREFIX, ensure_base

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.types import Receive, Scope, Send
 
 from copilot_cli_proxy.errors import ProxyError
-from copilot_cli_proxy.routes.common import error_response
+from copilot_cli_proxy.protocol.envelope import error_response
 
 
 async def reject(

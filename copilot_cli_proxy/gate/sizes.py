@@ -10,9 +10,9 @@ import anyio
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from copilot_cli_proxy.core.request import ChatRequest
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.gate.respond import reject
-from copilot_cli_proxy.protocol.requests import ChatRequest
 
 
 def _body_too_large(max_bytes: int) -> ProxyError:

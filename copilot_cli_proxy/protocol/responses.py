@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from copilot_cli_proxy.backends.base import ToolCallEvent, Usage
+from copilot_cli_proxy.core.types import ToolCallEvent, Usage
 from copilot_cli_proxy.errors import ProxyError
 
 

@@ -34,7 +34,6 @@ from copilot_cli_proxy.errors import ProxyError, clip
 from copilot_cli_proxy.gate.sizes import check_message_count, check_prompt_size
 from copilot_cli_proxy.gateway.capabilities import check_capabilities, ignored_params
 from copilot_cli_proxy.gateway.gateway import Routed
-from copilot_cli_proxy.gateway.tool_use import follow_tool_choice
 from copilot_cli_proxy.protocol.requests import (
     ChatRequest,
     decode_body,
@@ -50,6 +49,7 @@ from copilot_cli_proxy.protocol.responses import (
     tool_call_body,
 )
 from copilot_cli_proxy.routes.common import error_response, json_bytes, services
+from copilot_cli_proxy.tools.tool_use import follow_tool_choice
 
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),

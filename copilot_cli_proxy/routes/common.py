@@ -1,20 +1,17 @@
-"""What every route shares: the app's services and the JSON error response."""
+"""What every route shares: the app's services (and, re-exported, the JSON error response)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import anyio
 from starlette.requests import Request
-from starlette.responses import Response
 
 from copilot_cli_proxy.backends.cli_backend import CliBackend
-from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.gateway.gateway import Gateway
+from copilot_cli_proxy.protocol.envelope import JSONBody, error_response, json_bytes
 from copilot_cli_proxy.runtime.limiter import ProcessLimiter
 from copilot_cli_proxy.settings import Settings
 
@@ -72,18 +69,4 @@ def services(request: Request) -> Services:
     return svc
 
 
-def json_bytes(payload: Any) -> bytes:
-    # backslashreplace: an unpaired surrogate becomes its JSON escape, not an exception.
-    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    return text.encode("utf-8", "backslashreplace")
-
-
-class JSONBody(Response):
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return json_bytes(content)
-
-
-def error_response(error: ProxyError) -> Response:
-    return JSONBody(error.body(), status_code=error.status, headers=error.headers())
+__all__ = ["InFlight", "JSONBody", "Services", "error_response", "json_bytes", "services"]

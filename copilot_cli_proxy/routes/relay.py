@@ -18,10 +18,10 @@ import anyio
 from starlette.requests import Request
 from starlette.types import Send
 
+from copilot_cli_proxy.core.request import ChatRequest
 from copilot_cli_proxy.core.types import UpstreamBody, UpstreamChunk, Usage
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.gateway.gateway import Routed
-from copilot_cli_proxy.protocol.requests import ChatRequest
 from copilot_cli_proxy.protocol.responses import SSE_DONE, sse_event
 from copilot_cli_proxy.routes.chat import SSE_HEADERS, ChatResponder
 from copilot_cli_proxy.routes.common import json_bytes

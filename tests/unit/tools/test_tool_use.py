@@ -10,7 +10,7 @@ import pytest
 from copilot_cli_proxy.backends.base import BackendEvent, Finish, TextDelta, ToolCallEvent
 from copilot_cli_proxy.core.request import ChatRequest, Message, ToolSpec
 from copilot_cli_proxy.errors import ProxyError
-from copilot_cli_proxy.gateway.tool_use import (
+from copilot_cli_proxy.tools.tool_use import (
     follow_tool_choice,
     offered_tools,
     tool_instruction,
