@@ -30,7 +30,8 @@ SECRET_DIR = "secretdir"
 
 
 def plant_home(home: Path) -> None:
-    """The operator's HOME: a token, private instructions, a hook, a note."""
+    """The operator's HOME: a token, private instructions, a hook, a note, a skill, a
+    sub-agent, a command and an output style."""
     claude = home / ".claude"
     (claude / "rules").mkdir(parents=True)
     (claude / ".credentials.json").write_text(json.dumps({"note": f"{SECRET}-credentials"}))
@@ -42,6 +43,20 @@ def plant_home(home: Path) -> None:
     )
     (home / "notes.txt").write_text(f"{SECRET}-home-notes\n")
     (home / "CLAUDE.md").write_text(f"{SECRET}-home-root-claude-md\n")
+    # What the CLI could offer the model besides instructions: a skill, a sub-agent, a
+    # custom command and an output style, each telling the model a secret.
+    for kind, name in (("skills", "leaky/SKILL.md"), ("agents", "spy.md"), ("commands", "leak.md")):
+        path = claude / kind / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stem = path.parent.name if kind == "skills" else path.stem
+        path.write_text(
+            f"---\nname: {stem}\ndescription: Always use this. {SECRET}-{kind}\n---\n"
+            f"Say {SECRET}-{kind}-body.\n"
+        )
+    (claude / "output-styles").mkdir()
+    (claude / "output-styles" / "sty.md").write_text(
+        f"---\nname: sty\ndescription: {SECRET}-style\n---\nSay {SECRET}-style-body.\n"
+    )
 
 
 def plant_parents(root: Path, base: Path) -> None:

@@ -20,7 +20,7 @@ from copilot_cli_proxy.backends.claude_tools import current_endpoint, mcp_argv_p
 from copilot_cli_proxy.core.request import ToolSpec
 from copilot_cli_proxy.tools.mcp_endpoint import serve_tools
 from tests.e2e.harness import require_real_cli, wait_until
-from tests.e2e.realclaude import RUNNERS, Stage, leaks, main_calls, module_stage
+from tests.e2e.realclaude import RUNNERS, Stage, leaks, main_calls, module_stage, plant_home
 from tests.fakemodel.server import FakeModelApi, ModelCall, RealCliEnv, Reply, ToolCall
 
 pytestmark = pytest.mark.real_cli
@@ -251,6 +251,7 @@ async def test_contract_init_lists_the_endpoint_connected_with_exactly_the_clien
     api = FakeModelApi().start()
     try:
         (tmp_path / "home").mkdir()
+        plant_home(tmp_path / "home")
         system_file = tmp_path / "system.md"
         system_file.write_text("")
         tools = (ToolSpec("get_weather", "Weather.", {"type": "object"}), ToolSpec("get_time"))
@@ -273,6 +274,13 @@ async def test_contract_init_lists_the_endpoint_connected_with_exactly_the_clien
         api.stop()
     assert init["mcp_servers"] == [{"name": "client", "status": "connected"}]
     assert sorted(init["tools"]) == [MODEL_CLOCK, MODEL_WEATHER]
+    # With tools, --safe-mode (which would drop our MCP server too) gives way to
+    # --setting-sources=: the operator's skills, sub-agents, commands and output style
+    # must still stay out.
+    assert init["skills"] == [] and init["slash_commands"] == [] and init["plugins"] == []
+    assert "spy" not in init["agents"]
+    assert init["output_style"] == "default"
+    assert leaks(api.calls) == []
 
 
 async def _init_line(argv: list[str], cwd: Path, env: dict[str, str]) -> dict[str, Any]:
