@@ -8,7 +8,7 @@ it would leak one client's conversation into the next) and is then replaced.
 What must be fixed at start (model, system prompt, effort) is the pool key: a warm
 process is kept ready for the POOL_SIZE most recently used keys; the first request
 with a new key starts cold. Every process, idle or serving, counts against
-MAX_CONCURRENT (see claude_pool). Each process gets its own CLAUDE_CONFIG_DIR (with the
+MAX_CONCURRENT (see runtime/warmpool.py). Each process gets its own CLAUDE_CONFIG_DIR (with the
 operator's credentials linked in), so parallel processes never write one shared
 ``~/.claude.json`` (concurrent writers corrupt it).
 
@@ -43,12 +43,12 @@ from copilot_cli_proxy.backends.claude_cli import (
     write_system_prompt,
 )
 from copilot_cli_proxy.backends.claude_guard import neutralise_prompt
-from copilot_cli_proxy.backends.claude_pool import WarmPool
 from copilot_cli_proxy.backends.cli_backend import CliBackend, read_events
 from copilot_cli_proxy.backends.prompt import build_cli_prompt
 from copilot_cli_proxy.core.request import ChatRequest
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.runtime.process import CliRun
+from copilot_cli_proxy.runtime.warmpool import WarmPool
 from copilot_cli_proxy.runtime.workdir import make_request_dir
 from copilot_cli_proxy.settings import Settings
 from copilot_cli_proxy.tools.tool_use import offered_tools
@@ -160,7 +160,7 @@ class ClaudeWarmBackend(ClaudeCliBackend):
             settings.max_concurrent, settings.pool_size
         )
         self._wanted: OrderedDict[WarmKey, None] = OrderedDict()  # newest last
-        self._starting: set[WarmKey] = set()
+        self._retrying: set[WarmKey] = set()  # keys with a background start loop
         self._start_problem: str | None = None
         self._tg: TaskGroup | None = None
 
@@ -205,21 +205,22 @@ class ClaudeWarmBackend(ClaudeCliBackend):
         self._wanted.move_to_end(key)
         while len(self._wanted) > self.settings.pool_size:
             self._wanted.popitem(last=False)
-        if self._tg is None or key in self._starting or self._pool.has(key):
+        if self._tg is None or key in self._retrying or self._pool.covered(key):
             return
-        self._starting.add(key)
+        self._retrying.add(key)
         try:
             self._tg.start_soon(self._keep_warm, key)
         except RuntimeError:  # the server is stopping
-            self._starting.discard(key)
+            self._retrying.discard(key)
 
     async def _keep_warm(self, key: WarmKey) -> None:
         """Start a process for ``key``; on any failure log it, wait, and try again."""
         delay = RETRY_FIRST_S
         try:
-            while key in self._wanted and not self._pool.has(key):
+            while key in self._wanted and not self._pool.covered(key):
                 try:
-                    await self._start_for(key)
+                    # No room now: the next request for this key prepares it again.
+                    await self._pool.fill(key, self._spawn)
                     return
                 except Exception as exc:  # whatever it is, this task must not end the server
                     self._start_problem = f"warm process start failed: {describe(exc)}"
@@ -227,30 +228,7 @@ class ClaudeWarmBackend(ClaudeCliBackend):
                     await anyio.sleep(delay)
                     delay = min(delay * 2, RETRY_MAX_S)
         finally:
-            self._starting.discard(key)
-
-    async def _start_for(self, key: WarmKey) -> None:
-        if not await self._pool.reserve(evict=False):
-            return  # no room now; the next request for this key prepares it again
-        try:
-            process = await self._spawn(key)
-        except BaseException:
-            await self._pool.release()
-            raise
-        await self._pool.put(key, process)
-
-    async def _acquire(self, key: WarmKey) -> tuple[WarmClaude, bool]:
-        process = self._pool.take(key)
-        if process is not None and process.alive:
-            return process, True
-        if process is not None:
-            await self._pool.close(process)
-        await self._pool.reserve(evict=True)
-        try:
-            return await self._spawn(key), False
-        except BaseException:
-            await self._pool.release()
-            raise
+            self._retrying.discard(key)
 
     async def run_once(
         self, request: ChatRequest, record: RunRecord
@@ -274,7 +252,7 @@ class ClaudeWarmBackend(ClaudeCliBackend):
         effort = request.reasoning_effort if request.reasoning_effort in EFFORTS else None
         key = WarmKey(model, prompt.system, effort, json_schema_arg(request))
         try:
-            process, warm = await self._acquire(key)
+            process, warm = await self._pool.acquire(key, self._spawn)
         finally:
             # The next request with this key finds a warm process again; if this start
             # failed, the background one retries until it works (and /health says why).

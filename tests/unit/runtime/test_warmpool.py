@@ -5,7 +5,7 @@ import random
 import anyio
 import pytest
 
-from copilot_cli_proxy.backends.claude_pool import WarmPool
+from copilot_cli_proxy.runtime.warmpool import WarmPool
 
 
 class Proc:
@@ -129,3 +129,72 @@ async def test_a_process_that_finishes_starting_after_stop_is_closed() -> None:
     await pool.put("a", late)
     assert late.closed and pool.live == 0 and not pool.has("a")
     assert not await pool.reserve(evict=False), "no new background start"
+
+
+async def _spawn(key: str) -> Proc:
+    await anyio.sleep(0)
+    return Proc()
+
+
+async def test_acquire_takes_the_warm_one_and_starts_a_cold_one_otherwise() -> None:
+    pool: WarmPool[str, Proc] = WarmPool(cap=2, keep=2)
+    assert await pool.fill("a", _spawn)
+    first, warm = await pool.acquire("a", _spawn)
+    assert warm and pool.idle == 0 and pool.live == 1
+    second, warm = await pool.acquire("a", _spawn)
+    assert not warm and second is not first and pool.live == 2
+    await pool.close(first)
+    await pool.close(second)
+    assert pool.live == 0 and Proc.open_now == 0
+
+
+async def test_acquire_replaces_a_dead_idle_one() -> None:
+    pool: WarmPool[str, Proc] = WarmPool(cap=1, keep=1)
+    assert await pool.fill("a", _spawn)
+    dead = pool.take("a")
+    assert dead is not None
+    await dead.aclose()
+    await pool.put("a", dead)
+    fresh, warm = await pool.acquire("a", _spawn)
+    assert not warm and fresh is not dead and pool.live == 1
+
+
+async def test_fill_starts_one_per_key_however_often_it_is_asked() -> None:
+    pool: WarmPool[str, Proc] = WarmPool(cap=4, keep=4)
+    gate = anyio.Event()
+
+    async def slow(key: str) -> Proc:
+        await gate.wait()
+        return Proc()
+
+    results: list[bool] = []
+
+    async def ask() -> None:
+        results.append(await pool.fill("a", slow))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(ask)
+        await anyio.wait_all_tasks_blocked()
+        assert pool.covered("a") and not pool.has("a")
+        gate.set()
+    assert sorted(results) == [False, False, True]
+    assert pool.live == 1 and pool.idle == 1
+    assert not await pool.fill("a", slow)  # idle already
+
+
+async def test_fill_without_room_starts_nothing_and_a_failed_spawn_gives_room_back() -> None:
+    pool: WarmPool[str, Proc] = WarmPool(cap=1, keep=1)
+    assert await pool.reserve(evict=False)  # the one slot is serving
+    assert not await pool.fill("a", _spawn)
+    await pool.release()
+
+    async def broken(key: str) -> Proc:
+        raise OSError("no such file")
+
+    with pytest.raises(OSError):
+        await pool.fill("a", broken)
+    assert pool.live == 0 and not pool.covered("a")
+    with pytest.raises(OSError):
+        await pool.acquire("a", broken)
+    assert pool.live == 0

@@ -1,16 +1,19 @@
-"""The warm pool's books: idle processes by key, and a count of every live process.
+"""One keyed warm pool for every runner that prepares work ahead of a request.
 
-Each CLI process costs ~300 MB, and the request limiter caps only the processes that serve
-a request. Here every process counts from the moment a start is decided until it is gone:
-idle, starting, serving or being closed. The count never exceeds the cap (MAX_CONCURRENT):
-a background start happens only when there is room; a request that needs a process evicts
-idle ones, oldest first, or waits for one to go (the limiter guarantees one will).
+It keeps idle things by key (claude's warm processes, keyed by model, system text, effort
+and schema; copilot's sessions made ahead, keyed by what ``session.create`` fixes) and
+counts every live one from the moment a start is decided until it is gone: idle,
+starting, serving or being closed. A claude process costs ~300 MB, and the request limiter
+caps only the ones serving a request, so the count never exceeds the cap (MAX_CONCURRENT):
+a background start happens only when there is room; a request that needs one evicts idle
+ones, oldest first, or waits for one to go (the limiter guarantees one will). Only the
+``keep`` newest keys stay idle.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, Protocol, TypeVar
 
 import anyio
@@ -33,6 +36,7 @@ class WarmPool(Generic[K, P]):
         self.keep = max(0, keep)
         self.live = 0
         self._idle: OrderedDict[K, P] = OrderedDict()
+        self._starting: set[K] = set()  # background starts under way
         self._changed = anyio.Condition()
         self._closed = False  # stopping: nothing is kept any more
 
@@ -42,6 +46,10 @@ class WarmPool(Generic[K, P]):
 
     def has(self, key: K) -> bool:
         return key in self._idle
+
+    def covered(self, key: K) -> bool:
+        """Idle for ``key`` already, or being started for it in the background."""
+        return key in self._idle or key in self._starting
 
     def take(self, key: K) -> P | None:
         """The idle process waiting for ``key``, now the caller's (still counted)."""
@@ -99,6 +107,40 @@ class WarmPool(Generic[K, P]):
                 self._changed.notify_all()  # a request waiting for room may evict it
         for old in evicted:
             await self.close(old)
+
+    async def acquire(self, key: K, spawn: Callable[[K], Awaitable[P]]) -> tuple[P, bool]:
+        """The idle one for ``key`` if it is alive (``True``: warm), else a new one (counted;
+        ``close`` it when done)."""
+        process = self.take(key)
+        if process is not None and process.alive:
+            return process, True
+        if process is not None:
+            await self.close(process)
+        await self.reserve(evict=True)
+        try:
+            return await spawn(key), False
+        except BaseException:
+            await self.release()
+            raise
+
+    async def fill(self, key: K, spawn: Callable[[K], Awaitable[P]]) -> bool:
+        """Start one for ``key`` in the background and keep it idle, if there is room and
+        none is idle or starting for it; ``False`` when nothing was started."""
+        if self.covered(key) or self._closed:
+            return False
+        self._starting.add(key)
+        try:
+            if not await self.reserve(evict=False):
+                return False
+            try:
+                process = await spawn(key)
+            except BaseException:
+                await self.release()
+                raise
+            await self.put(key, process)
+            return True
+        finally:
+            self._starting.discard(key)
 
     async def close_all(self) -> None:
         """Close the idle processes and every one that finishes starting from now on."""
