@@ -15,7 +15,9 @@ from typing import Any
 
 from copilot_cli_proxy.runtime.workdir import default_temp_base
 from copilot_cli_proxy.settings_parse import (
-    is_loopback_host,
+    is_loopback_host as is_loopback_host,  # ops/checks.py asks it here
+)
+from copilot_cli_proxy.settings_parse import (
     parse_api_keys,
     parse_bool,
     parse_choice,

@@ -25,6 +25,9 @@ class ListedBackend:
     async def list_models(self) -> list[ModelInfo]:
         return [ModelInfo(i, "x") for i in self.ids]
 
+    def accepts_model(self, model: str) -> bool:
+        return False
+
 
 def gateway(settings: Settings, aliases: dict[str, str] | None = None) -> Gateway:
     specs = (BackendSpec("copilot", "copilot-cli"), BackendSpec("claude", "claude-cli"))
