@@ -19,7 +19,7 @@ from copilot_cli_proxy.settings import Settings
 
 def login_backend(spec: BackendSpec, settings: Settings, out: TextIO | None = None) -> int:
     """The exit code of the backend's own login (``Backend.login``); a CLI backend answers
-2 and names the command that logs its CLI in."""
+    2 and names the command that logs its CLI in."""
     out = out or sys.stdout  # looked up now: a captured stdout may have been replaced
     backend: Backend = KINDS[spec.kind].load()(spec, settings)
 
