@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from copilot_cli_proxy.backends.cli_backend import CliBackend
 from copilot_cli_proxy.config.backends_file import load_backends_file
+from copilot_cli_proxy.core.backend import Backend
 from copilot_cli_proxy.errors import ProxyError, clip
 from copilot_cli_proxy.gate.auth import ApiKeyGate
 from copilot_cli_proxy.gate.auththrottle import AuthThrottle
@@ -40,7 +40,7 @@ from copilot_cli_proxy.runtime.workdir import ensure_base, sweep_stale
 from copilot_cli_proxy.settings import Settings
 
 
-def build_gateway(settings: Settings, backend: CliBackend | None = None) -> Gateway:
+def build_gateway(settings: Settings, backend: Backend | None = None) -> Gateway:
     """The backends this server runs: one given, the backends file's, or the one that
     SERVICE, RUNNER, … describe."""
     if backend is not None:
@@ -82,14 +82,13 @@ def build_middleware(
     writer: RequestLogWriter | None,
     redactor: Redactor,
     rate_limiter: RequestRateLimiter | None,
-    backend_name: str,
+    backend_id: str,
 ) -> list[Middleware]:
     """Outermost first: observe everything, answer CORS preflights, then the gate."""
     open_paths = {"/health"} | (set() if settings.metrics_require_key else {"/metrics"})
     trust = ProxyTrust.of(settings.forwarded_allow_ips) if settings.trust_proxy_headers else None
     options = ObserveOptions(
-        backend=backend_name,
-        runner=settings.runner,
+        backend=backend_id,
         proxy_trust=trust,
         log_request_body=settings.log_request_body,
         log_response_body=settings.log_response_body,
@@ -162,7 +161,7 @@ async def _start_observability(
 
 
 def create_app(
-    settings: Settings, backend: CliBackend | None = None, gateway: Gateway | None = None
+    settings: Settings, backend: Backend | None = None, gateway: Gateway | None = None
 ) -> Starlette:
     chosen = gateway or build_gateway(settings, backend)
     metrics = Metrics(chosen)
@@ -209,7 +208,7 @@ def create_app(
             Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
         middleware=build_middleware(
-            settings, metrics, writer, redactor, rate_limiter, chosen.primary.backend.name
+            settings, metrics, writer, redactor, rate_limiter, chosen.primary.id
         ),
         exception_handlers={
             ProxyError: _proxy_error,

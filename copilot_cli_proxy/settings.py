@@ -7,7 +7,6 @@ message that names the variable.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -15,6 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from copilot_cli_proxy.runtime.workdir import default_temp_base
+from copilot_cli_proxy.settings_parse import (
+    is_loopback_host as is_loopback_host,  # ops/checks.py asks it here
+)
+from copilot_cli_proxy.settings_parse import (
+    parse_api_keys,
+    parse_bool,
+    parse_choice,
+    parse_int,
+    parse_list,
+    parse_proxy_addresses,
+    parse_storage_uri,
+    parse_text,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,114 +34,26 @@ SERVICES = ("copilot", "claude")
 RUNNERS = ("persistent", "oneshot")
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_MODELS = {"copilot": "gpt-5-mini", "claude": "sonnet"}
+SEATS = {"copilot": "Copilot", "claude": "Claude"}
 
 
 class SettingsError(ValueError):
     """A configuration value is wrong; the message names the variable."""
 
 
-def _parse_int(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            raise ValueError(f"must be a whole number, got {raw!r}") from None
-        if value < minimum or (maximum is not None and value > maximum):
-            bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
-            raise ValueError(f"must be {bound}, got {value}")
-        return value
-
-    return parse
-
-
-def _parse_bool(raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"must be true or false, got {raw!r}")
-
-
-def _parse_choice(choices: tuple[str, ...], *, upper: bool = False) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        value = raw.strip().upper() if upper else raw.strip().lower()
-        if value not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}, got {raw!r}")
-        return value
-
-    return parse
-
-
-def _parse_text(raw: str) -> str:
-    return raw.strip()
-
-
-def _parse_list(raw: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in raw.split(",") if item.strip())
-
-
-# -- gatekeeping and observability ------------------------------------------------------------
-
-RATE_LIMIT_SCHEMES = ("memory", "redis", "rediss", "redis+unix")
-
-
-def _parse_api_keys(raw: str) -> tuple[str, ...]:
-    keys = _parse_list(raw)
-    for index, key in enumerate(keys, start=1):
-        # A key travels in an HTTP header: anything else could never match.
-        if not all("!" <= char <= "~" for char in key):
-            raise ValueError(
-                f"key #{index} must be printable ASCII without spaces or commas "
-                "(it is sent in an HTTP header)"
-            )
-    return keys
-
-
-def _parse_storage_uri(raw: str) -> str:
-    value = raw.strip() or "memory://"
-    scheme, separator, _ = value.partition("://")
-    if not separator or scheme.lower().removeprefix("async+") not in RATE_LIMIT_SCHEMES:
-        # Only the scheme is echoed: the rest of the URI may hold a password.
-        raise ValueError(
-            "must be memory:// or redis://host:port[/db] (also rediss://, redis+unix://), "
-            f"got scheme {scheme!r}"
-        )
-    return value
-
-
-def _parse_proxy_addresses(raw: str) -> tuple[str, ...]:
-    addresses = _parse_list(raw)
-    for address in addresses:
-        if address == "*":
-            continue
-        try:
-            ipaddress.ip_network(address, strict=False)
-        except ValueError:
-            raise ValueError(
-                f"must be IP addresses or networks (e.g. 127.0.0.1,10.0.0.0/8) or *, "
-                f"got {address!r}"
-            ) from None
-    return addresses
-
-
-def is_loopback_host(host: str) -> bool:
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def _check_exposure(settings: Settings) -> None:
     """Refuse to serve a CLI login to the whole network by accident."""
     if settings.api_key or settings.allow_unauthenticated or is_loopback_host(settings.host):
         return
-    seat = "Claude" if settings.service == "claude" else "Copilot"
+    # Before any backend exists: the seat at risk is what the variables name.
+    seat = (
+        f"backends' logins ({settings.backends_file})"
+        if settings.backends_file
+        else f"{SEATS[settings.service]} seat"
+    )
     raise SettingsError(
         f"HOST={settings.host} is not a loopback address and API_KEY is empty: anyone on the "
-        f"network could use your {seat} seat. Set API_KEY (one or more comma-separated keys), "
+        f"network could use your {seat}. Set API_KEY (one or more comma-separated keys), "
         "or keep HOST=127.0.0.1, or set ALLOW_UNAUTHENTICATED=true to accept that risk."
     )
 
@@ -186,6 +110,10 @@ class Settings:
     def model(self) -> str:
         return self.default_model or DEFAULT_MODELS[self.service]
 
+    def cli_path_of(self, service: str) -> str:
+        """The configured path of ``service``'s CLI (COPILOT_CLI_PATH, CLAUDE_CLI_PATH)."""
+        return {"copilot": self.copilot_cli_path, "claude": self.claude_cli_path}[service]
+
     @property
     def temp_base(self) -> Path:
         if self.temp_dir_base:
@@ -241,178 +169,174 @@ class FieldSpec:
 
 
 FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("host", "HOST", _parse_text, "interface to listen on"),
-    FieldSpec("port", "PORT", _parse_int(0, 65535), "TCP port (0 = any free port)"),
-    FieldSpec("service", "SERVICE", _parse_choice(SERVICES), "which CLI answers: copilot|claude"),
+    FieldSpec("host", "HOST", parse_text, "interface to listen on"),
+    FieldSpec("port", "PORT", parse_int(0, 65535), "TCP port (0 = any free port)"),
+    FieldSpec("service", "SERVICE", parse_choice(SERVICES), "which CLI answers: copilot|claude"),
     FieldSpec(
         "backends_file",
         "BACKENDS_FILE",
-        _parse_text,
+        parse_text,
         "TOML file of backends (several CLIs side by side, aliases); overrides SERVICE",
     ),
     FieldSpec(
         "runner",
         "RUNNER",
-        _parse_choice(RUNNERS),
+        parse_choice(RUNNERS),
         "persistent (long-lived CLI processes) or oneshot (one CLI process per request)",
     ),
     FieldSpec(
         "pool_size",
         "POOL_SIZE",
-        _parse_int(1, 64),
+        parse_int(1, 64),
         "copilot: long-lived processes; claude: warm processes kept ready",
     ),
-    FieldSpec(
-        "default_model", "DEFAULT_MODEL", _parse_text, "model used when a request names none"
-    ),
-    FieldSpec(
-        "copilot_cli_path", "COPILOT_CLI_PATH", _parse_text, "path to the copilot executable"
-    ),
-    FieldSpec("claude_cli_path", "CLAUDE_CLI_PATH", _parse_text, "path to the claude executable"),
-    FieldSpec("request_timeout", "REQUEST_TIMEOUT", _parse_int(1000), "per-request limit in ms"),
-    FieldSpec("temp_dir_base", "TEMP_DIR_BASE", _parse_text, "where per-request dirs are made"),
-    FieldSpec("max_concurrent", "MAX_CONCURRENT", _parse_int(1, 256), "CLI processes at once"),
-    FieldSpec("max_queue", "MAX_QUEUE", _parse_int(0, 100_000), "requests waiting for a slot"),
-    FieldSpec("queue_timeout", "QUEUE_TIMEOUT", _parse_int(0), "ms a request may wait for a slot"),
-    FieldSpec("models_cache_ttl", "MODELS_CACHE_TTL", _parse_int(0), "seconds to cache models"),
+    FieldSpec("default_model", "DEFAULT_MODEL", parse_text, "model used when a request names none"),
+    FieldSpec("copilot_cli_path", "COPILOT_CLI_PATH", parse_text, "path to the copilot executable"),
+    FieldSpec("claude_cli_path", "CLAUDE_CLI_PATH", parse_text, "path to the claude executable"),
+    FieldSpec("request_timeout", "REQUEST_TIMEOUT", parse_int(1000), "per-request limit in ms"),
+    FieldSpec("temp_dir_base", "TEMP_DIR_BASE", parse_text, "where per-request dirs are made"),
+    FieldSpec("max_concurrent", "MAX_CONCURRENT", parse_int(1, 256), "CLI processes at once"),
+    FieldSpec("max_queue", "MAX_QUEUE", parse_int(0, 100_000), "requests waiting for a slot"),
+    FieldSpec("queue_timeout", "QUEUE_TIMEOUT", parse_int(0), "ms a request may wait for a slot"),
+    FieldSpec("models_cache_ttl", "MODELS_CACHE_TTL", parse_int(0), "seconds to cache models"),
     FieldSpec(
         "allowed_tools",
         "ALLOWED_TOOLS",
-        _parse_list,
+        parse_list,
         "comma-separated CLI tools the model may use (default: none)",
     ),
     FieldSpec(
         "cli_env",
         "CLI_ENV",
-        _parse_list,
+        parse_list,
         "comma-separated extra environment variables the CLI may see (it gets an allowlist)",
     ),
-    FieldSpec("log_level", "LOG_LEVEL", _parse_choice(LOG_LEVELS, upper=True), "log level"),
-    FieldSpec("log_dir", "LOG_DIR", _parse_text, "directory for log files"),
+    FieldSpec("log_level", "LOG_LEVEL", parse_choice(LOG_LEVELS, upper=True), "log level"),
+    FieldSpec("log_dir", "LOG_DIR", parse_text, "directory for log files"),
     FieldSpec(
         "api_key",
         "API_KEY",
-        _parse_api_keys,
+        parse_api_keys,
         "comma-separated API keys clients must send (empty: no auth, loopback HOST only)",
     ),
     FieldSpec(
         "allow_unauthenticated",
         "ALLOW_UNAUTHENTICATED",
-        _parse_bool,
+        parse_bool,
         "serve a non-loopback HOST without API_KEY (anyone on the network can use it)",
     ),
     FieldSpec(
         "cors_origins",
         "CORS_ORIGINS",
-        _parse_list,
+        parse_list,
         "comma-separated browser origins allowed by CORS (default: none; * = any)",
     ),
-    FieldSpec("max_body_bytes", "MAX_BODY_BYTES", _parse_int(1024), "largest request body (413)"),
-    FieldSpec("max_messages", "MAX_MESSAGES", _parse_int(1), "most messages in one request"),
+    FieldSpec("max_body_bytes", "MAX_BODY_BYTES", parse_int(1024), "largest request body (413)"),
+    FieldSpec("max_messages", "MAX_MESSAGES", parse_int(1), "most messages in one request"),
     FieldSpec(
         "max_prompt_bytes",
         "MAX_PROMPT_BYTES",
-        _parse_int(1),
+        parse_int(1),
         "largest total message text in UTF-8 bytes (413)",
     ),
     FieldSpec(
         "header_timeout",
         "HEADER_TIMEOUT",
-        _parse_int(100),
+        parse_int(100),
         "ms a client may take to send a request's headers; then the connection is closed",
     ),
     FieldSpec(
         "body_timeout",
         "BODY_TIMEOUT",
-        _parse_int(100),
+        parse_int(100),
         "ms a client may take to send a request's body (408 past it)",
     ),
     FieldSpec(
         "keep_alive_timeout",
         "KEEP_ALIVE_TIMEOUT",
-        _parse_int(1000),
+        parse_int(1000),
         "ms an idle kept-alive connection stays open (whole seconds; rounded up)",
     ),
     FieldSpec(
         "rate_limit_max",
         "RATE_LIMIT_MAX",
-        _parse_int(0),
+        parse_int(0),
         "requests per RATE_LIMIT_WINDOW per API key (or client IP); 0 = no limit",
     ),
     FieldSpec(
         "rate_limit_window",
         "RATE_LIMIT_WINDOW",
-        _parse_int(1000),
+        parse_int(1000),
         "rate limit window in ms (whole seconds; rounded up)",
     ),
     FieldSpec(
         "rate_limit_storage_uri",
         "RATE_LIMIT_STORAGE_URI",
-        _parse_storage_uri,
+        parse_storage_uri,
         "memory:// (this process) or redis://host:port/db (shared by several servers)",
     ),
     FieldSpec(
         "auth_failure_max",
         "AUTH_FAILURE_MAX",
-        _parse_int(0),
+        parse_int(0),
         "failed API keys per AUTH_FAILURE_WINDOW per client address before 429; 0 = no limit",
     ),
     FieldSpec(
         "auth_failure_window",
         "AUTH_FAILURE_WINDOW",
-        _parse_int(1000),
+        parse_int(1000),
         "window for AUTH_FAILURE_MAX in ms (whole seconds; rounded up)",
     ),
     FieldSpec(
         "trust_proxy_headers",
         "TRUST_PROXY_HEADERS",
-        _parse_bool,
+        parse_bool,
         "believe X-Forwarded-For (only behind a reverse proxy you run)",
     ),
     FieldSpec(
         "forwarded_allow_ips",
         "FORWARDED_ALLOW_IPS",
-        _parse_proxy_addresses,
+        parse_proxy_addresses,
         "with TRUST_PROXY_HEADERS: the proxies (IPs, networks, or *) whose headers count",
     ),
     FieldSpec(
         "metrics_require_key",
         "METRICS_REQUIRE_KEY",
-        _parse_bool,
+        parse_bool,
         "GET /metrics needs an API key when keys are set",
     ),
-    FieldSpec("log_requests", "LOG_REQUESTS", _parse_bool, "one JSON file per request"),
+    FieldSpec("log_requests", "LOG_REQUESTS", parse_bool, "one JSON file per request"),
     FieldSpec(
         "log_request_body",
         "LOG_REQUEST_BODY",
-        _parse_bool,
+        parse_bool,
         "put request bodies in the request logs",
     ),
     FieldSpec(
         "log_response_body",
         "LOG_RESPONSE_BODY",
-        _parse_bool,
+        parse_bool,
         "put response bodies in the request logs",
     ),
     FieldSpec(
         "log_probes",
         "LOG_PROBES",
-        _parse_bool,
+        parse_bool,
         "also write request log files for GET /health and /metrics",
     ),
     FieldSpec(
         "log_retention_days",
         "LOG_RETENTION_DAYS",
-        _parse_int(1),
+        parse_int(1),
         "days log files and request log folders are kept",
     ),
     FieldSpec(
-        "log_rotation_mb", "LOG_ROTATION_MB", _parse_int(1), "size (MB) at which a log rotates"
+        "log_rotation_mb", "LOG_ROTATION_MB", parse_int(1), "size (MB) at which a log rotates"
     ),
     FieldSpec(
         "state_dir",
         "STATE_DIR",
-        _parse_text,
+        parse_text,
         "where HTTP backends keep their logins (default ~/.local/state/copilot-cli-proxy)",
     ),
 )

@@ -26,7 +26,6 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
@@ -154,6 +153,8 @@ class WarmClaude:
 class ClaudeWarmBackend(ClaudeCliBackend):
     """RUNNER=persistent for claude."""
 
+    runner = "persistent"
+
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self._pool: WarmPool[WarmKey, WarmClaude] = WarmPool(
@@ -177,9 +178,8 @@ class ClaudeWarmBackend(ClaudeCliBackend):
         self._wanted.clear()
         await self._pool.close_all()
 
-    def health(self) -> dict[str, Any]:
-        status = super().health()
-        status["runner"] = "persistent"
+    def health_details(self) -> dict[str, object]:
+        status = super().health_details()
         status["warm_processes"] = self._pool.idle
         status["cli_processes"] = self._pool.live
         return status
@@ -258,8 +258,8 @@ class ClaudeWarmBackend(ClaudeCliBackend):
             # failed, the background one retries until it works (and /health says why).
             self._prepare(key)
         try:
-            record.workdir = str(process.workdir)
-            record.argv = process.argv
+            record.cli_run().workdir = str(process.workdir)
+            record.cli_run().argv = process.argv
             logger.debug(
                 "claude request served by a {} process (pid {})",
                 "warm" if warm else "cold",

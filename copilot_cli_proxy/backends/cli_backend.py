@@ -17,12 +17,19 @@ from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from anyio.abc import TaskGroup
 from loguru import logger
 
-from copilot_cli_proxy.backends.base import BackendEvent, ModelInfo, RunRecord
+from copilot_cli_proxy.backends.base import (
+    BackendEvent,
+    BackendHealth,
+    CliStatus,
+    Diagnosis,
+    ModelInfo,
+    RunRecord,
+)
 from copilot_cli_proxy.backends.models import ModelCatalog
 from copilot_cli_proxy.backends.prompt import CliPrompt, build_cli_prompt
 from copilot_cli_proxy.backends.structured import check_schema, structured_answer
@@ -114,15 +121,19 @@ async def read_events(
             continue
         for event in parser.feed(obj):
             yield event
-    record.exit_code = await run.wait()
-    record.stderr_tail = run.stderr_tail()
-    for event in parser.finish(record.exit_code, record.stderr_tail, workdir):
+    details = record.cli_run()
+    details.exit_code = await run.wait()
+    details.stderr_tail = run.stderr_tail()
+    for event in parser.finish(details.exit_code, details.stderr_tail, workdir):
         yield event
 
 
 class CliBackend(ABC):
+    """The ``Backend`` (core/backend.py) of every CLI: what differs per CLI is abstract."""
+
     name: str
     executable: str
+    runner: str | None = "oneshot"  # a long-lived runner says "persistent"
     # Set from the backends file (backends/factory.py); a single-backend server uses
     # the CLI's name as its id.
     backend_id: str = ""
@@ -135,12 +146,16 @@ class CliBackend(ABC):
     repairs_structured_output: bool = True
 
     @property
+    def id(self) -> str:
+        return self.backend_id or self.name
+
+    @property
     def kind(self) -> str:
         return f"{self.executable}-cli"
 
     @property
-    def label(self) -> str:
-        return self.backend_id or self.executable
+    def default_model(self) -> str:
+        return self.settings.model
 
     def child_env(self) -> dict[str, str]:
         return cli_env(kind=self.kind, extra_names=self.extra_env)
@@ -175,20 +190,28 @@ class CliBackend(ABC):
     async def stop(self) -> None:
         return None
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> BackendHealth:
+        cli = CliStatus(
+            path=self.cli_path,
+            found=self.cli_path is not None,
+            executable=self.cli_path is not None and os.access(self.cli_path, os.X_OK),
+            version=self.version,
+        )
+        return BackendHealth.judged(
+            self.name,
+            cli=cli,
+            logged_in=self.logged_in,
+            problems=self.problems(),
+            details=self.health_details(),
+        )
+
+    def health_details(self) -> dict[str, object]:
+        """This backend's own facts for /health; a runner adds its processes."""
         return {
             "backend": self.name,
-            "runner": "oneshot",
-            "cli": {
-                "path": self.cli_path,
-                "found": self.cli_path is not None,
-                "executable": self.cli_path is not None and os.access(self.cli_path, os.X_OK),
-                "version": self.version,
-            },
+            "runner": self.runner,
             "models_cached": self.catalog.cached_count,
             "model_discovery_error": self.catalog.last_error,
-            "logged_in": self.logged_in,
-            "problems": self.problems(),
         }
 
     def problems(self) -> list[str]:
@@ -197,6 +220,51 @@ class CliBackend(ABC):
 
     async def list_models(self) -> list[ModelInfo]:
         return await self.catalog.models()
+
+    def accepts_model(self, model: str) -> bool:
+        return self.catalog.accepts is not None and self.catalog.accepts(model)
+
+    async def resolve_model(self, model: str) -> str:
+        return await self.catalog.resolve(model)
+
+    # -- login and doctor -------------------------------------------------------------------
+
+    def login_command(self) -> str:
+        """The wrapper runs the CLI's own login with the environment the server gives it."""
+        return f"copilot-cli-proxy login {self.executable}"
+
+    async def login(self, out: TextIO) -> int:
+        """A CLI logs in interactively, attached to a terminal (ops/login.py runs it)."""
+        print(f"Backend {self.id!r} logs in through its CLI: {self.login_command()}", file=out)
+        return 2
+
+    async def diagnose(self) -> list[Diagnosis]:
+        """The CLI found, its version, the login state known, its models (runs the CLI)."""
+        what = f"{self.id} CLI"
+        if self.cli_path is None:
+            try:
+                self.require_cli()
+            except ProxyError as exc:
+                return [Diagnosis(what, False, exc.message)]
+        version = await self._probe_version()
+        found = [
+            Diagnosis(what, version is not None, f"{self.cli_path} ({version or 'no version'})")
+        ]
+        if version is None:
+            return found
+        models = await self.catalog.models()
+        error = self.catalog.last_error
+        found.append(
+            Diagnosis(
+                f"{self.id} models",
+                error is None,
+                error or ", ".join(m.id for m in models[:8]) + (" …" if len(models) > 8 else ""),
+            )
+        )
+        if self.logged_in is not None:
+            state = "logged in" if self.logged_in else f"not logged in: {self.login_command()}"
+            found.append(Diagnosis(f"{self.id} login", self.logged_in, state))
+        return found
 
     # -- per backend ------------------------------------------------------------------------
 
@@ -273,6 +341,7 @@ class CliBackend(ABC):
                 # conversation so far, the answer that failed, and what was wrong.
                 if note is None:
                     return self.run_once(request, record)
+                record.attempts += 1
                 more = (Message("assistant", failed), Message("user", note))
                 return self.run_once(replace(request, messages=request.messages + more), record)
 
@@ -290,10 +359,11 @@ class CliBackend(ABC):
         cli = self.require_cli()
         model = await self.catalog.resolve(request.model)
         prompt = self.cli_prompt(request)
+        details = record.cli_run()
         async with request_workdir(self.settings.temp_base) as workdir:
-            record.workdir = str(workdir)
+            details.workdir = str(workdir)
             invocation = self.prepare(workdir, prompt, model, request, cli)
-            record.argv = invocation.redacted_argv
+            details.argv = invocation.redacted_argv
             parser = self.new_parser(request)
             async with (
                 run_cli(

@@ -102,6 +102,8 @@ class OpenSession:
 class CopilotHeadlessBackend(CopilotCliBackend):
     """RUNNER=persistent for copilot."""
 
+    runner = "persistent"
+
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self._processes: list[HeadlessCopilot] = []
@@ -129,9 +131,8 @@ class CopilotHeadlessBackend(CopilotCliBackend):
             await process.stop()
         self._processes.clear()
 
-    def health(self) -> dict[str, Any]:
-        status = super().health()
-        status["runner"] = "persistent"
+    def health_details(self) -> dict[str, object]:
+        status = super().health_details()
         status["processes_alive"] = sum(1 for p in self._processes if p.alive)
         status["processes_replaced"] = self.processes_replaced
         status["sessions_ready"] = len(self._ready)
@@ -369,8 +370,8 @@ class CopilotHeadlessBackend(CopilotCliBackend):
         key = ReadyKey(model, prompt.system, request.reasoning_effort)
         session = await self._take(key)
         self._prepare(key)  # the next request with this key finds its session made
-        record.workdir = str(session.workdir)
-        record.argv = session.process.argv
+        record.cli_run().workdir = str(session.workdir)
+        record.cli_run().argv = session.process.argv
         finished = False
         fmt = request.response_format
         try:

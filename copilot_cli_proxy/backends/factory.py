@@ -1,5 +1,8 @@
 """Build a CLI backend from its entry in the backends file (see config/registry.py).
 
+Each factory is typed to return a ``Backend``: mypy checks every CLI backend against
+the one interface the gateway, routes, ops and the app use.
+
 The CLI backends read their options from a ``Settings``; an entry's options become
 a copy of the server's settings with that backend's values, so the same classes
 serve a single-backend server and a many-backend one.
@@ -12,6 +15,7 @@ from typing import Any
 
 from copilot_cli_proxy.backends.cli_backend import CliBackend
 from copilot_cli_proxy.config.backends_file import BackendSpec
+from copilot_cli_proxy.core.backend import Backend
 from copilot_cli_proxy.settings import Settings
 
 
@@ -43,7 +47,7 @@ def _named(backend: CliBackend, spec: BackendSpec) -> CliBackend:
     return backend
 
 
-def build_copilot(spec: BackendSpec, settings: Settings) -> CliBackend:
+def build_copilot(spec: BackendSpec, settings: Settings) -> Backend:
     from copilot_cli_proxy.backends.copilot_cli import CopilotCliBackend
     from copilot_cli_proxy.backends.copilot_headless import CopilotHeadlessBackend
 
@@ -52,7 +56,7 @@ def build_copilot(spec: BackendSpec, settings: Settings) -> CliBackend:
     return _named(cls(own), spec)
 
 
-def build_claude(spec: BackendSpec, settings: Settings) -> CliBackend:
+def build_claude(spec: BackendSpec, settings: Settings) -> Backend:
     from copilot_cli_proxy.backends.claude_cli import ClaudeCliBackend
     from copilot_cli_proxy.backends.claude_warm import ClaudeWarmBackend
 

@@ -26,6 +26,7 @@ from loguru import logger
 
 from copilot_cli_proxy.backends.device_flow import LoginFailed, device_login
 from copilot_cli_proxy.backends.models import ModelCatalog
+from copilot_cli_proxy.backends.openai_events import ToolCallAssembler, events_of
 from copilot_cli_proxy.backends.openai_wire import (
     DONE,
     SseDecoder,
@@ -55,7 +56,15 @@ from copilot_cli_proxy.backends.upstream_errors import (
     error_from_exception,
 )
 from copilot_cli_proxy.config.backends_file import BackendSpec
-from copilot_cli_proxy.core.types import ModelInfo, UpstreamBody, UpstreamChunk
+from copilot_cli_proxy.core.backend import BackendHealth, Diagnosis, RelayBackend, RunRecord
+from copilot_cli_proxy.core.request import ChatRequest
+from copilot_cli_proxy.core.types import (
+    BackendEvent,
+    Finish,
+    ModelInfo,
+    UpstreamBody,
+    UpstreamChunk,
+)
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.settings import Settings
 
@@ -80,7 +89,8 @@ DRAIN_S = 1.0
 Sleep = Callable[[float], Awaitable[None]]
 
 
-def build(spec: BackendSpec, settings: Settings) -> OpenAIUpstreamBackend:
+def build(spec: BackendSpec, settings: Settings) -> RelayBackend:
+    """Typed as the interface: mypy checks the class against ``RelayBackend``."""
     try:
         config = parse_upstream_config(spec.options)
     except ValueError as exc:
@@ -100,7 +110,11 @@ def _credentials(
 
 
 class OpenAIUpstreamBackend:
+    """A ``Backend`` (core/backend.py) and a ``RelayBackend``: the chat route relays its
+    answer as it comes; ``stream()`` gives the same answer as events (a failover pool)."""
+
     kind = "openai"
+    runner: str | None = None  # no CLI
     capabilities: frozenset[str] = CAPABILITIES
 
     def __init__(self, spec: BackendSpec, settings: Settings, config: UpstreamConfig) -> None:
@@ -136,13 +150,27 @@ class OpenAIUpstreamBackend:
 
     # -- models and health ----------------------------------------------------------------
 
+    @property
+    def id(self) -> str:
+        return self.backend_id
+
+    @property
+    def default_model(self) -> str:
+        return self.settings.default_model
+
     async def list_models(self) -> list[ModelInfo]:
         return await self.catalog.models()
+
+    def accepts_model(self, model: str) -> bool:
+        return False  # the upstream's catalog is the whole list
+
+    async def resolve_model(self, model: str) -> str:
+        return await self.catalog.resolve(model)
 
     async def _configured_models(self) -> list[ModelInfo]:
         return configured_models(self.config.models, self.backend_id)
 
-    def check_request(self, request: object) -> None:
+    def check_request(self, request: ChatRequest) -> None:
         """Nothing to check before a slot: the upstream judges the request itself."""
 
     async def _discover_models(self) -> list[ModelInfo]:
@@ -156,23 +184,27 @@ class OpenAIUpstreamBackend:
             await response.aclose()
         return parse_model_list(json.loads(body), self.config.catalog, self.backend_id)
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> BackendHealth:
         problems = self.credentials.problems()
         if self.upstream.auth_problem:
             problems.append(self.upstream.auth_problem)
         if not self.config.models and self.catalog.last_error:
             problems.append(f"listing models failed: {self.catalog.last_error}")
-        return {
+        details = {
             "backend": self.backend_id,
             "kind": self.kind,
             "base_url": self.config.base_url,
             "preset": self.config.preset,
             "auth": self.config.auth.type,
-            "logged_in": self.credentials.logged_in(),
             "models_cached": self.catalog.cached_count,
             "connections": self.upstream.connections(),
-            "problems": problems,
         }
+        return BackendHealth.judged(
+            self.backend_id,
+            logged_in=self.credentials.logged_in(),
+            problems=problems,
+            details=details,
+        )
 
     def connections(self) -> dict[str, int]:
         return self.upstream.connections()
@@ -264,7 +296,47 @@ class OpenAIUpstreamBackend:
             async for _ in lines:
                 pass
 
-    # -- login ----------------------------------------------------------------------------
+    async def stream(
+        self, request: ChatRequest, record: RunRecord
+    ) -> AsyncGenerator[BackendEvent, None]:
+        """The upstream's streamed answer as events: text, tool calls, usage, finish."""
+        body = dict(request.raw) or {
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages]
+        }
+        answer = self.relay(body, model=request.model, stream=True, include_usage=True)
+        calls = ToolCallAssembler()
+        finish: Finish | None = None
+        async with aclosing(answer) as items:
+            async for item in items:
+                for event in events_of(item.data, calls):
+                    if isinstance(event, Finish):
+                        finish = event  # the usage chunk comes after it: finish last
+                    else:
+                        yield event
+        if finish is not None:
+            yield finish
+
+    # -- login and doctor -------------------------------------------------------------------
+
+    def login_command(self) -> str:
+        return f"copilot-cli-proxy login {self.backend_id}"
+
+    async def diagnose(self) -> list[Diagnosis]:
+        """The credential, then the model list (a real request to the upstream)."""
+        problems = self.credentials.problems()
+        found = [
+            Diagnosis(
+                f"{self.backend_id} credential",
+                not problems,
+                "; ".join(problems) or f"{self.config.auth.type} ({self.config.base_url})",
+            )
+        ]
+        models = await self.catalog.models()
+        error = self.catalog.last_error
+        found.append(
+            Diagnosis(f"{self.backend_id} models", error is None, error or f"{len(models)} models")
+        )
+        return found
 
     async def login(self, out: TextIO, *, sleep: Sleep = anyio.sleep) -> int:
         """``copilot-cli-proxy login <backend-id>``; the exit code."""

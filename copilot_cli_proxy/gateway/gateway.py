@@ -14,9 +14,9 @@ import anyio
 from anyio.abc import TaskGroup
 from loguru import logger
 
-from copilot_cli_proxy.backends.cli_backend import CliBackend
 from copilot_cli_proxy.config.backends_file import BackendSpec, GatewayConfig
 from copilot_cli_proxy.config.registry import KINDS
+from copilot_cli_proxy.core.backend import Backend, BackendHealth
 from copilot_cli_proxy.core.types import ModelInfo
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.gateway.router import ListedModel, Target, list_models, resolve_model
@@ -29,7 +29,7 @@ class Node:
     """One configured backend, running."""
 
     spec: BackendSpec
-    backend: CliBackend
+    backend: Backend
     limiter: ProcessLimiter
 
     @property
@@ -47,9 +47,7 @@ class Routed:
 def config_from_settings(settings: Settings) -> GatewayConfig:
     """Without BACKENDS_FILE: today's variables describe one backend."""
     options: dict[str, object] = {"runner": settings.runner, "pool_size": settings.pool_size}
-    cli_path = (
-        settings.claude_cli_path if settings.service == "claude" else settings.copilot_cli_path
-    )
+    cli_path = settings.cli_path_of(settings.service)
     if cli_path:
         options["cli_path"] = cli_path
     if settings.allowed_tools:
@@ -77,7 +75,7 @@ class Gateway:
     def build(cls, settings: Settings, config: GatewayConfig) -> Gateway:
         nodes = []
         for spec in config.backends:
-            backend = KINDS[spec.kind].load()(spec, settings)
+            backend: Backend = KINDS[spec.kind].load()(spec, settings)
             limiter = ProcessLimiter(
                 spec.max_concurrent or settings.max_concurrent,
                 settings.max_queue if spec.max_queue is None else spec.max_queue,
@@ -87,12 +85,11 @@ class Gateway:
         return cls(settings, config, nodes)
 
     @classmethod
-    def single(cls, settings: Settings, backend: CliBackend) -> Gateway:
+    def single(cls, settings: Settings, backend: Backend) -> Gateway:
         """One given backend (tests, and callers that build their own)."""
         config = config_from_settings(settings)
-        spec = replace(config.backends[0], id=backend.backend_id or backend.name)
+        spec = replace(config.backends[0], id=backend.id, kind=backend.kind)
         config = replace(config, backends=(spec,))
-        backend.backend_id = spec.id
         limiter = ProcessLimiter(
             settings.max_concurrent, settings.max_queue, settings.queue_timeout_s
         )
@@ -138,7 +135,7 @@ class Gateway:
         """The model a request without one gets: DEFAULT_MODEL, else the first backend's."""
         if self.settings.default_model and len(self.nodes) > 1:
             return self.settings.default_model
-        return self.primary.backend.settings.model
+        return self.primary.backend.default_model
 
     async def list_models(self) -> list[ListedModel]:
         catalogs = await self.catalogs()
@@ -153,12 +150,7 @@ class Gateway:
         listed = None
         if len(self.nodes) == 1 and not self.config.aliases:
             listed = [m.id for m in catalogs[self.primary.id]]
-        accepts = {
-            node.id: node.backend.catalog.accepts
-            for node in self.nodes
-            if getattr(node.backend, "catalog", None) is not None
-            and node.backend.catalog.accepts is not None
-        }
+        accepts = {node.id: node.backend.accepts_model for node in self.nodes}
         target = resolve_model(requested, catalogs, self.config.aliases, listed, accepts)
         node = self._by_id.get(target.backend_id)
         if node is None:  # cannot happen: the file's aliases are checked at start-up
@@ -167,5 +159,5 @@ class Gateway:
 
     # -- health ---------------------------------------------------------------------------
 
-    def health(self) -> Mapping[str, dict[str, object]]:
-        return {node.id: dict(node.backend.health()) for node in self.nodes}
+    def health(self) -> Mapping[str, BackendHealth]:
+        return {node.id: node.backend.health() for node in self.nodes}

@@ -78,22 +78,26 @@ class Metrics:
             "Requests turned away with 401 (missing or wrong API key)",
             registry=registry,
         )
-        self.cli_exits = Counter(
-            f"{PREFIX}_cli_exit_codes",
-            "CLI runs that ended, by backend and exit code",
-            ["backend", "code"],
-            registry=registry,
-        )
-        active = Gauge(
-            f"{PREFIX}_cli_processes_active",
-            "CLI runs holding a slot now",
-            registry=registry,
-        )
-        # Summed over every backend; per backend: backend_slots_active{backend}.
-        active.set_function(lambda: sum(n.limiter.active for n in gateway.nodes))
+        # The cli_* series exist only on a server with a backend that runs a CLI.
+        clis = [n for n in gateway.nodes if n.backend.runner is not None]
+        self.cli_exits: Counter | None = None
+        if clis:
+            self.cli_exits = Counter(
+                f"{PREFIX}_cli_exit_codes",
+                "CLI runs that ended, by backend and exit code",
+                ["backend", "code"],
+                registry=registry,
+            )
+            active = Gauge(
+                f"{PREFIX}_cli_processes_active",
+                "CLI runs holding a slot now",
+                registry=registry,
+            )
+            # Per backend, CLI or not: backend_slots_active{backend}.
+            active.set_function(lambda: sum(n.limiter.active for n in clis))
         queued = Gauge(
             f"{PREFIX}_queue_depth",
-            "Requests waiting for a CLI slot now",
+            "Requests waiting for a backend slot now",
             registry=registry,
         )
         queued.set_function(lambda: sum(n.limiter.waiting for n in gateway.nodes))

@@ -25,7 +25,12 @@ from copilot_cli_proxy.gate.clientip import ProxyTrust, client_ip
 from copilot_cli_proxy.observe.metrics import Metrics
 from copilot_cli_proxy.observe.redact import Redactor
 from copilot_cli_proxy.observe.requestid import pick_request_id
-from copilot_cli_proxy.observe.requestlog import RequestLogWriter, iso_utc, usage_fields
+from copilot_cli_proxy.observe.requestlog import (
+    RequestLogWriter,
+    iso_utc,
+    run_fields,
+    usage_fields,
+)
 from copilot_cli_proxy.protocol.responses import sse_error
 from copilot_cli_proxy.routes.chat import Outcome
 from copilot_cli_proxy.routes.common import error_response
@@ -61,8 +66,7 @@ class Exchange:
 
 @dataclass(frozen=True, slots=True)
 class ObserveOptions:
-    backend: str
-    runner: str = ""
+    backend: str  # the first backend's id: a request refused before routing is logged under it
     proxy_trust: ProxyTrust | None = None
     log_request_body: bool = False
     log_response_body: bool = False
@@ -249,9 +253,11 @@ class ObserveMiddleware:
             self.metrics.rate_limited.inc()
         if state.get("auth_failed"):
             self.metrics.auth_failures.inc()
-        if outcome is not None and outcome.record.exit_code is not None:
-            backend = str(state.get("backend_id") or self.options.backend)
-            self.metrics.cli_exits.labels(backend, str(outcome.record.exit_code)).inc()
+        cli = outcome.record.cli if outcome is not None else None
+        exits = self.metrics.cli_exits
+        if outcome is not None and cli is not None and cli.exit_code is not None and exits:
+            backend = outcome.record.node or self.options.backend
+            exits.labels(backend, str(cli.exit_code)).inc()
 
     def _record(
         self,
@@ -263,6 +269,7 @@ class ObserveMiddleware:
     ) -> dict[str, Any]:
         chat = state.get("chat")
         run = outcome.record if outcome is not None else None
+        backend = str(state.get("backend_id") or self.options.backend)
         record: dict[str, Any] = {
             "request_id": exchange.request_id,
             "timestamp": iso_utc(exchange.started_wall),
@@ -273,11 +280,7 @@ class ObserveMiddleware:
             "model": clip(chat.model) if chat is not None else None,
             "message_count": len(chat.messages) if chat is not None else None,
             "stream": getattr(chat, "stream", None),
-            "backend": state.get("backend_id") or self.options.backend,
-            "runner": state.get("runner") or self.options.runner,
-            "cli_argv": list(run.argv) if run is not None and run.argv else None,
-            "temp_dir": run.workdir if run is not None else None,
-            "cli_exit_code": run.exit_code if run is not None else None,
+            **run_fields(run, backend),
             "status": status,
             "error_code": error_code,
             "response_complete": exchange.completed_at is not None,
@@ -285,8 +288,6 @@ class ObserveMiddleware:
             "duration_ms": None,
             "usage": usage_fields(outcome.usage) if outcome is not None else None,
         }
-        if run is not None and run.exit_code not in (None, 0) and run.stderr_tail:
-            record["cli_stderr_tail"] = run.stderr_tail
         if exchange.request_body is not None:
             record["request_body"] = exchange.request_body.decode("utf-8", "replace")
         if exchange.response_body is not None:

@@ -15,7 +15,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from copilot_cli_proxy.backends.base import Usage
+from copilot_cli_proxy.core.backend import RunRecord
+from copilot_cli_proxy.core.types import Usage
 from copilot_cli_proxy.observe.redact import Redactor
 
 
@@ -29,6 +30,24 @@ def usage_fields(usage: Usage | None) -> dict[str, int | None] | None:
         "cached_prompt_tokens": usage.cached_prompt_tokens,
         "reasoning_tokens": usage.reasoning_tokens,
     }
+
+
+def run_fields(run: RunRecord | None, backend: str) -> dict[str, Any]:
+    """Which backend answered and how; the ``cli_*`` fields only for a backend with a CLI."""
+    fields: dict[str, Any] = {
+        "backend": (run.backend_id if run is not None else "") or backend,
+        "node": run.node if run is not None and run.node else None,
+        "attempts": run.attempts if run is not None else None,
+    }
+    cli = run.cli if run is not None else None
+    if cli is not None:
+        fields["runner"] = cli.runner or None
+        fields["cli_argv"] = list(cli.argv) or None
+        fields["temp_dir"] = cli.workdir
+        fields["cli_exit_code"] = cli.exit_code
+        if cli.exit_code not in (None, 0) and cli.stderr_tail:
+            fields["cli_stderr_tail"] = cli.stderr_tail
+    return fields
 
 
 def iso_utc(epoch: float) -> str:

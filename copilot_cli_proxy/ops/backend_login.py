@@ -13,26 +13,19 @@ import anyio
 
 from copilot_cli_proxy.config.backends_file import BackendSpec
 from copilot_cli_proxy.config.registry import KINDS
+from copilot_cli_proxy.core.backend import Backend
 from copilot_cli_proxy.settings import Settings
 
 
 def login_backend(spec: BackendSpec, settings: Settings, out: TextIO | None = None) -> int:
-    """The exit code of the backend's own login; 2 if its kind has none."""
+    """The exit code of the backend's own login (``Backend.login``); a CLI backend answers
+    2 and names the command that logs its CLI in."""
     out = out or sys.stdout  # looked up now: a captured stdout may have been replaced
-    backend = KINDS[spec.kind].load()(spec, settings)
-    login = getattr(backend, "login", None)
-    if login is None:
-        print(
-            f"copilot-cli-proxy: backend {spec.id!r} (kind {spec.kind}) logs in through its CLI: "
-            f"copilot-cli-proxy login {spec.kind.removesuffix('-cli')}",
-            file=out,
-        )
-        return 2
+    backend: Backend = KINDS[spec.kind].load()(spec, settings)
 
     async def run() -> int:
         try:
-            code: int = await login(out)
-            return code
+            return await backend.login(out)
         finally:
             await backend.stop()
 

@@ -22,14 +22,8 @@ from loguru import logger
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
-from copilot_cli_proxy.backends.base import (
-    BackendEvent,
-    Finish,
-    RunRecord,
-    TextDelta,
-    ToolCallEvent,
-    Usage,
-)
+from copilot_cli_proxy.core.backend import CliRunRecord, RelayBackend, RunRecord
+from copilot_cli_proxy.core.types import BackendEvent, Finish, TextDelta, ToolCallEvent, Usage
 from copilot_cli_proxy.errors import ProxyError, clip
 from copilot_cli_proxy.gate.sizes import check_message_count, check_prompt_size
 from copilot_cli_proxy.gateway.capabilities import check_capabilities, ignored_params
@@ -83,7 +77,15 @@ class ChatResponder:
         # The backend gets the model by its own name; the client sees the name it sent.
         self.chat = replace(chat, model=routed.model)
         self.identity = CompletionIdentity(model=routed.requested)
-        self.outcome = Outcome()
+        # The record names the backend; one that runs a CLI also gets the CLI's details.
+        runner = self.backend.runner
+        self.outcome = Outcome(
+            record=RunRecord(
+                backend_id=routed.node.id,
+                node=routed.node.id,
+                cli=CliRunRecord(runner=runner) if runner is not None else None,
+            )
+        )
         self.started_at = time.monotonic()
         self._slot_taken_at: float | None = None
         self._extra_headers: list[tuple[bytes, bytes]] = []
@@ -121,13 +123,14 @@ class ChatResponder:
             self.outcome.status = 499
             self.outcome.error_code = self.outcome.error_code or "client_disconnected"
         logger.info(
-            "chat {} model={} stream={} status={} code={} exit={} {:.0f}ms",
+            "chat {} backend={} model={} stream={} status={} code={} exit={} {:.0f}ms",
             self.identity.id,
+            self.outcome.record.node,
             clip(self.chat.model),
             self.chat.stream,
             self.outcome.status,
             self.outcome.error_code,
-            self.outcome.record.exit_code,
+            self.outcome.record.cli.exit_code if self.outcome.record.cli else None,
             (time.monotonic() - self.started_at) * 1000,
         )
 
@@ -174,6 +177,7 @@ class ChatResponder:
             with anyio.move_on_after(self.timeout_s) as deadline:
                 async with self.limiter.slot():
                     self._slot_taken_at = time.monotonic()
+                    self.outcome.record.attempts += 1
                     events = follow_tool_choice(
                         self.backend.stream(self.chat, self.outcome.record), self.chat
                     )
@@ -334,12 +338,11 @@ async def chat_completions(request: Request) -> Any:
     routed = await svc.gateway.route(chat.model)
     backend = routed.node.backend
     request.state.backend_id = routed.node.id
-    request.state.runner = backend.settings.runner
-    await backend.catalog.resolve(routed.model)
-    check_capabilities(chat, backend.capabilities, routed.node.id, backend.kind)
+    await backend.resolve_model(routed.model)
+    check_capabilities(chat, backend.capabilities, backend.id, backend.kind)
     backend.check_request(chat)
     responder: ChatResponder
-    if hasattr(backend, "relay"):  # an OpenAI-compatible upstream: its own answer, relayed
+    if isinstance(backend, RelayBackend):  # it speaks the client's API: its answer, relayed
         from copilot_cli_proxy.routes.relay import RelayResponder  # it builds on this module
 
         responder = RelayResponder(request, chat, routed, body)

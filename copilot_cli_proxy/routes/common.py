@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import anyio
 from starlette.requests import Request
 
-from copilot_cli_proxy.backends.cli_backend import CliBackend
+from copilot_cli_proxy.core.backend import Backend
 from copilot_cli_proxy.gateway.gateway import Gateway
 from copilot_cli_proxy.protocol.envelope import JSONBody, error_response, json_bytes
 from copilot_cli_proxy.runtime.limiter import ProcessLimiter
@@ -55,7 +55,7 @@ class Services:
     in_flight: InFlight = field(default_factory=InFlight)
 
     @property
-    def backend(self) -> CliBackend:
+    def backend(self) -> Backend:
         """The first backend: the only one of a server without a backends file."""
         return self.gateway.primary.backend
 

@@ -10,52 +10,23 @@ route's own (``ChatResponder``).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Any, Protocol, cast
+from typing import Any
 
 import anyio
 from starlette.requests import Request
 from starlette.types import Send
 
+from copilot_cli_proxy.backends.openai_events import usage_of
+from copilot_cli_proxy.core.backend import RelayBackend
 from copilot_cli_proxy.core.request import ChatRequest
-from copilot_cli_proxy.core.types import UpstreamBody, UpstreamChunk, Usage
+from copilot_cli_proxy.core.types import UpstreamBody, UpstreamChunk
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.gateway.gateway import Routed
 from copilot_cli_proxy.protocol.responses import SSE_DONE, sse_event
 from copilot_cli_proxy.routes.chat import SSE_HEADERS, ChatResponder
 from copilot_cli_proxy.routes.common import json_bytes
-
-
-class RelayBackend(Protocol):
-    def relay(
-        self, body: dict[str, Any], *, model: str, stream: bool, include_usage: bool
-    ) -> AsyncGenerator[UpstreamChunk | UpstreamBody, None]: ...
-
-
-def usage_of(data: dict[str, Any]) -> Usage | None:
-    """The upstream's ``usage`` object as ours (for the request log and metrics)."""
-    usage = data.get("usage")
-    if not isinstance(usage, dict):
-        return None
-
-    def count(value: Any) -> int | None:
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-    prompt_details = usage.get("prompt_tokens_details")
-    completion_details = usage.get("completion_tokens_details")
-    return Usage(
-        prompt_tokens=count(usage.get("prompt_tokens")),
-        completion_tokens=count(usage.get("completion_tokens")),
-        cached_prompt_tokens=count(
-            prompt_details.get("cached_tokens") if isinstance(prompt_details, dict) else None
-        ),
-        reasoning_tokens=count(
-            completion_details.get("reasoning_tokens")
-            if isinstance(completion_details, dict)
-            else None
-        ),
-    )
 
 
 class RelayResponder(ChatResponder):
@@ -64,12 +35,15 @@ class RelayResponder(ChatResponder):
     ) -> None:
         super().__init__(request, chat, routed)
         self.body = body
-        self.upstream = cast(RelayBackend, routed.node.backend)
+        upstream = routed.node.backend
+        assert isinstance(upstream, RelayBackend)  # chosen for it (routes/chat.py)
+        self.upstream = upstream
 
     async def _run(self, send: Send) -> None:
         with anyio.move_on_after(self.timeout_s) as deadline:
             async with self.limiter.slot():
                 self._slot_taken_at = time.monotonic()
+                self.outcome.record.attempts += 1
                 answer = self.upstream.relay(
                     self.body,
                     model=self.chat.model,

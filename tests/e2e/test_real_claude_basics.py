@@ -220,8 +220,8 @@ async def test_login_state_of_a_fresh_home_is_not_logged_in(
     )
     assert await backend.check_login() is False
     health = backend.health()
-    assert health["logged_in"] is False
-    assert any("copilot-cli-proxy login claude" in p for p in health["problems"])
+    assert (health.logged_in, health.state) == (False, "degraded")
+    assert any("copilot-cli-proxy login claude" in p for p in health.problems)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "a-key")
     assert await backend.check_login() is True
-    assert backend.health()["problems"] == []
+    assert backend.health().problems == ()

@@ -9,25 +9,23 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncGenerator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import anyio
 import httpx
+from anyio.abc import TaskGroup
 from starlette.applications import Starlette
 
 from copilot_cli_proxy.app import create_app
-from copilot_cli_proxy.backends.base import (
-    BackendEvent,
-    Finish,
-    ModelInfo,
+from copilot_cli_proxy.core.backend import (
+    BackendHealth,
+    CliRunRecord,
+    Diagnosis,
     RunRecord,
-    TextDelta,
-    Usage,
 )
-from copilot_cli_proxy.backends.cli_backend import CliBackend, Invocation, OutputParser
-from copilot_cli_proxy.backends.prompt import CliPrompt
+from copilot_cli_proxy.core.request import ChatRequest
+from copilot_cli_proxy.core.types import BackendEvent, Finish, ModelInfo, TextDelta, Usage
 from copilot_cli_proxy.errors import ProxyError
-from copilot_cli_proxy.protocol.requests import ChatRequest
 from copilot_cli_proxy.settings import Settings
 
 MODEL = "scripted-1"
@@ -36,46 +34,88 @@ FAIL = "<<scripted:fail>>"
 BOOM = "<<scripted:boom>>"
 
 
-class ScriptedBackend(CliBackend):
-    name = "scripted"
-    executable = "scripted"
+class ScriptedBackend:
+    """A plain ``Backend`` (core/backend.py): no CLI, no process, no base class.
 
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings, "/bin/true")
+    With a ``runner`` it reports CLI details in the run record, as a backend that runs a
+    CLI does (the ``cli_*`` log fields and metrics); without one it has none.
+    """
+
+    kind = "scripted"
+    capabilities: frozenset[str] = frozenset({"response_format"})
+
+    def __init__(self, settings: Settings, *, runner: str | None = None) -> None:
+        self.settings = settings
+        self.runner = runner
         self.runs = 0
+        self.logged_in: bool | None = None
+        self.reported: list[str] = []  # problems a test makes it report
+        self.stopped = False
+
+    @property
+    def id(self) -> str:
+        return "scripted"
+
+    @property
+    def default_model(self) -> str:
+        return self.settings.default_model or MODEL
+
+    async def start(self, tg: TaskGroup) -> None:
+        return None
 
     async def warm_up(self) -> None:
         return None
 
-    async def _discover_models(self) -> list[ModelInfo]:
+    async def stop(self) -> None:
+        self.stopped = True
+
+    async def list_models(self) -> list[ModelInfo]:
         return [ModelInfo(id=MODEL, owned_by="tests")]
 
-    def prepare(
-        self, workdir: Path, prompt: CliPrompt, model: str, request: ChatRequest, cli: str
-    ) -> Invocation:
-        raise NotImplementedError
+    def accepts_model(self, model: str) -> bool:
+        return False
 
-    def new_parser(self) -> OutputParser:
-        raise NotImplementedError
+    async def resolve_model(self, model: str) -> str:
+        if model != MODEL:
+            raise ProxyError("model_not_found", f"No model {model!r}.", param="model")
+        return model
 
-    async def stream(  # type: ignore[override]
+    def check_request(self, request: ChatRequest) -> None:
+        return None
+
+    def health(self) -> BackendHealth:
+        return BackendHealth.judged(
+            self.id, logged_in=self.logged_in, problems=self.reported, details={"runs": self.runs}
+        )
+
+    def login_command(self) -> str:
+        return "true"
+
+    async def login(self, out: TextIO) -> int:
+        return 0
+
+    async def diagnose(self) -> list[Diagnosis]:
+        return [Diagnosis("scripted", True, "always")]
+
+    async def stream(
         self, request: ChatRequest, record: RunRecord
     ) -> AsyncGenerator[BackendEvent, None]:
         self.runs += 1
         text = request.messages[-1].content
-        record.argv = ["scripted", f"--prompt=<{len(text)} chars>"]
-        record.workdir = "/tmp/scripted-run"
+        cli = record.cli_run() if self.runner is not None else CliRunRecord()
+        cli.argv = ["scripted", f"--prompt=<{len(text)} chars>"]
+        cli.workdir = "/tmp/scripted-run"
         if SLOW in text:
             await anyio.sleep(30)
         if FAIL in text:
-            record.exit_code = 3
-            record.stderr_tail = "scripted failure"
+            cli.exit_code = 3
+            cli.stderr_tail = "scripted failure"
             raise ProxyError("cli_failed", "The scripted CLI failed.")
         if BOOM in text:
             raise RuntimeError("scripted bug")
         yield TextDelta(f"echo: {text[:40]}")
         yield Usage(prompt_tokens=3, completion_tokens=2)
-        record.exit_code = 0
+        cli.exit_code = 0
         yield Finish()
 
 
@@ -91,9 +131,9 @@ def scripted_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return dataclasses.replace(Settings(), **values)
 
 
-def scripted_app(tmp_path: Path, **overrides: Any) -> Starlette:
+def scripted_app(tmp_path: Path, *, runner: str | None = None, **overrides: Any) -> Starlette:
     settings = scripted_settings(tmp_path, **overrides)
-    return create_app(settings, ScriptedBackend(settings))
+    return create_app(settings, ScriptedBackend(settings, runner=runner))
 
 
 def client(app: Starlette) -> httpx.AsyncClient:

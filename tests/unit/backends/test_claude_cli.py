@@ -823,10 +823,10 @@ def claude_backend(tmp_path: Path, cli: str = FAKE_CLAUDE) -> ClaudeCliBackend:
 async def test_health_says_logged_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FAKE_CLI_LOGGED_OUT", raising=False)
     backend = claude_backend(tmp_path)
-    assert backend.health()["logged_in"] is None  # not asked yet
+    assert backend.health().as_json()["logged_in"] is None  # not asked yet
     assert await backend.check_login() is True
-    assert backend.health()["logged_in"] is True
-    assert backend.health()["problems"] == []
+    assert backend.health().as_json()["logged_in"] is True
+    assert backend.health().as_json()["problems"] == []
 
 
 async def test_health_says_not_logged_in_and_how_to_log_in(
@@ -835,7 +835,7 @@ async def test_health_says_not_logged_in_and_how_to_log_in(
     monkeypatch.setenv("FAKE_CLI_LOGGED_OUT", "1")
     backend = claude_backend(tmp_path)
     assert await backend.check_login() is False
-    health = backend.health()
+    health = backend.health().as_json()
     assert health["logged_in"] is False
     (problem,) = health["problems"]
     assert "not logged in" in problem and "copilot-cli-proxy login claude" in problem
@@ -847,7 +847,7 @@ async def test_a_cli_that_cannot_say_makes_the_login_state_unknown(tmp_path: Pat
     broken.chmod(0o755)
     backend = claude_backend(tmp_path, str(broken))
     assert await backend.check_login() is None
-    health = backend.health()
+    health = backend.health().as_json()
     assert health["logged_in"] is None
     assert any("no login state" in p for p in health["problems"])
 
@@ -856,4 +856,4 @@ async def test_a_login_check_that_fails_to_run_never_raises(tmp_path: Path) -> N
     backend = claude_backend(tmp_path)
     (tmp_path / "t").write_text("a file where the temp dir should be")
     assert await backend.check_login() is None
-    assert backend.health()["problems"], "the reason is shown"
+    assert backend.health().as_json()["problems"], "the reason is shown"

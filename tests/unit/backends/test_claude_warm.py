@@ -133,7 +133,7 @@ async def test_unique_system_prompts_never_exceed_max_concurrent(world: World) -
         async with anyio.create_task_group() as tg:
             for i in range(8):
                 tg.start_soon(one, i)
-        assert backend.health()["cli_processes"] <= 2
+        assert backend.health().as_json()["cli_processes"] <= 2
     assert answers == ["pong"] * 8
     assert world.most_open <= 2, f"{world.most_open} CLI processes at once with a cap of 2"
     await until(lambda: not world.live_pids() and not world.request_dirs())
@@ -144,9 +144,9 @@ async def test_a_background_start_that_raises_anything_is_retried(world: World) 
     backend = ClaudeWarmBackend(world.settings())
     async with running(backend):
         await until(lambda: any("RuntimeError: boom" in p for p in backend.problems()))
-        assert backend.health()["warm_processes"] == 0
+        assert backend.health().as_json()["warm_processes"] == 0
         world.spawn_error = None
-        await until(lambda: backend.health()["warm_processes"] == 1)
+        await until(lambda: backend.health().as_json()["warm_processes"] == 1)
         assert backend.problems() == []
         assert await ask(backend, "") == "pong"
     await until(lambda: not world.live_pids() and not world.request_dirs())
@@ -173,7 +173,7 @@ async def test_a_broken_temp_dir_gives_503_then_heals(world: World) -> None:
         assert await ask(backend, "a key whose first start fails") == "pong"
         assert await ask(backend, "") == "pong"
         assert await ask(backend, "another system prompt") == "pong"
-        await until(lambda: len(world.live_pids()) == backend.health()["warm_processes"])
+        await until(lambda: len(world.live_pids()) == backend.health().as_json()["warm_processes"])
         assert len(world.request_dirs()) == len(world.live_pids())
     await until(lambda: not world.live_pids() and not world.request_dirs())
 
@@ -181,7 +181,7 @@ async def test_a_broken_temp_dir_gives_503_then_heals(world: World) -> None:
 async def test_a_dead_warm_process_is_replaced_by_a_cold_one(world: World) -> None:
     backend = ClaudeWarmBackend(world.settings())
     async with running(backend):
-        await until(lambda: backend.health()["warm_processes"] == 1)
+        await until(lambda: backend.health().as_json()["warm_processes"] == 1)
         idle = backend._pool.take(WarmKey("sonnet", "", None))
         assert idle is not None
         await idle.aclose()

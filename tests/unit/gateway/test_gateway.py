@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import typing
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from copilot_cli_proxy.config.backends_file import BackendSpec, GatewayConfig
+from copilot_cli_proxy.config.registry import KINDS
+from copilot_cli_proxy.core.backend import Backend, RelayBackend
 from copilot_cli_proxy.core.types import ModelInfo
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.gateway.gateway import Gateway, Node, config_from_settings
@@ -24,6 +27,9 @@ class ListedBackend:
 
     async def list_models(self) -> list[ModelInfo]:
         return [ModelInfo(i, "x") for i in self.ids]
+
+    def accepts_model(self, model: str) -> bool:
+        return False
 
 
 def gateway(settings: Settings, aliases: dict[str, str] | None = None) -> Gateway:
@@ -64,3 +70,11 @@ async def test_models_of_many_backends_are_merged_with_the_default_first() -> No
     assert ids[0] == "claude/sonnet"
     assert {"gpt-5-mini", "sonnet", "copilot/shared", "claude/shared", "fast"} <= set(ids)
     assert "shared" not in ids
+
+
+def test_every_kind_is_built_as_a_backend() -> None:
+    # The kinds are imported by name (config/registry.py); their factories' return types
+    # are what makes mypy check each backend class against the one interface.
+    for name, info in KINDS.items():
+        returns = typing.get_type_hints(info.load())["return"]
+        assert returns in (Backend, RelayBackend), name

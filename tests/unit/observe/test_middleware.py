@@ -42,7 +42,7 @@ def records(tmp_path: Path) -> dict[str, dict[str, Any]]:
 
 
 async def test_a_chat_request_leaves_one_complete_record(tmp_path: Path) -> None:
-    async with client(scripted_app(tmp_path, api_key=(KEY,))) as http:
+    async with client(scripted_app(tmp_path, runner="oneshot", api_key=(KEY,))) as http:
         response = await http.post(
             "/v1/chat/completions",
             json={
@@ -64,6 +64,7 @@ async def test_a_chat_request_leaves_one_complete_record(tmp_path: Path) -> None
     assert record["message_count"] == 2
     assert record["stream"] is False
     assert record["backend"] == "scripted"
+    assert (record["node"], record["attempts"]) == ("scripted", 1)
     assert record["runner"] in RUNNERS
     assert record["cli_argv"] == ["scripted", "--prompt=<5 chars>"]
     assert record["temp_dir"] == "/tmp/scripted-run"
@@ -156,7 +157,7 @@ async def test_every_refusal_and_failure_is_recorded_once_with_its_code(
 
 
 async def test_a_failed_cli_run_keeps_its_exit_code_and_stderr(tmp_path: Path) -> None:
-    async with client(scripted_app(tmp_path)) as http:
+    async with client(scripted_app(tmp_path, runner="oneshot")) as http:
         await http.post("/v1/chat/completions", json=chat_body(FAIL))
     (record,) = records(tmp_path).values()
     assert record["cli_exit_code"] == 3
@@ -263,7 +264,7 @@ def sample(text: str, name: str, **labels: str) -> float | None:
 
 
 async def test_metrics_count_requests_by_route_status_and_model(tmp_path: Path) -> None:
-    async with client(scripted_app(tmp_path, api_key=(KEY,))) as http:
+    async with client(scripted_app(tmp_path, runner="oneshot", api_key=(KEY,))) as http:
         await http.post("/v1/chat/completions", json=chat_body(), headers=AUTH)
         await http.post("/v1/chat/completions", json=chat_body(stream=True), headers=AUTH)
         await http.post("/v1/chat/completions", json=chat_body(FAIL), headers=AUTH)
@@ -305,8 +306,24 @@ async def test_unknown_methods_do_not_grow_the_label_set(tmp_path: Path) -> None
 
 
 def test_run_record_default_is_empty() -> None:
-    # The record only names a CLI run when there was one.
-    assert RunRecord().argv == [] and RunRecord().exit_code is None
+    # The record only holds CLI details when there was a CLI run.
+    assert RunRecord().cli is None and RunRecord().attempts == 0
+    assert RunRecord().cli_run().argv == [] and RunRecord().cli_run().exit_code is None
+
+
+async def test_a_backend_without_a_cli_leaves_no_cli_fields_or_series(tmp_path: Path) -> None:
+    async with client(scripted_app(tmp_path)) as http:
+        await http.post("/v1/chat/completions", json=chat_body())
+        await http.post("/v1/chat/completions", json=chat_body(FAIL))
+        text = (await http.get("/metrics")).text
+    logged = list(records(tmp_path).values())
+    assert sorted(r["status"] for r in logged if r["path"] == "/v1/chat/completions") == [200, 502]
+    for record in logged:
+        assert not [k for k in record if k.startswith("cli_") or k in ("runner", "temp_dir")]
+    chat = next(r for r in logged if r["status"] == 200)
+    assert (chat["backend"], chat["node"], chat["attempts"]) == ("scripted", "scripted", 1)
+    assert "copilot_cli_proxy_cli_" not in text
+    assert sample(text, "copilot_cli_proxy_backend_slots_active", backend="scripted") == 0
 
 
 async def test_cors_preflight_is_answered_without_a_key(tmp_path: Path) -> None:

@@ -12,11 +12,13 @@ import anyio
 from loguru import logger
 from starlette.types import Message, Receive, Scope, Send
 
+from copilot_cli_proxy.config.backends_file import GatewayConfig
+from copilot_cli_proxy.gateway.gateway import Gateway
 from copilot_cli_proxy.observe.metrics import Metrics
 from copilot_cli_proxy.observe.middleware import ObserveMiddleware, ObserveOptions
 from copilot_cli_proxy.observe.redact import Redactor
 from copilot_cli_proxy.observe.requestlog import RequestLogWriter
-from copilot_cli_proxy.runtime.limiter import ProcessLimiter
+from copilot_cli_proxy.settings import Settings
 from tests.unit.scripted import chat_body, client, request_logs, scripted_app
 
 
@@ -43,7 +45,7 @@ def observed(app: Any, tmp_path: Path) -> ObserveMiddleware:
     writer = RequestLogWriter(tmp_path / "logs" / "requests", 14, Redactor())
     return ObserveMiddleware(
         app,
-        metrics=Metrics(ProcessLimiter(1, 1, 1.0)),
+        metrics=Metrics(Gateway(Settings(), GatewayConfig((), {}, "<test>"), [])),
         writer=writer,
         redactor=Redactor(),
         options=ObserveOptions(backend="test"),

@@ -116,7 +116,7 @@ async def test_an_unset_token_is_not_logged_in_and_nothing_is_sent(
     backend = make_backend(fake, tmp_path, auth={"type": "bearer", "token_env": "UP_TOKEN"})
     try:
         error = await failure(backend)
-        health = backend.health()
+        health = backend.health().as_json()
     finally:
         await backend.stop()
     assert (error.status, error.code, error.outcome) == (
@@ -137,10 +137,10 @@ async def test_a_refused_bearer_token_is_503_and_shows_in_health(
     backend = make_backend(fake, tmp_path, auth={"type": "bearer", "token_env": "UP_TOKEN"})
     try:
         error = await failure(backend)
-        problems = backend.health()["problems"]
+        problems = backend.health().as_json()["problems"]
         fake.accept(TOKEN)
         await relay_all(backend)  # a success clears the problem
-        cleared = backend.health()["problems"]
+        cleared = backend.health().as_json()["problems"]
     finally:
         await backend.stop()
     assert (error.status, error.code) == (503, "backend_auth_failed")
@@ -162,7 +162,7 @@ async def test_the_token_never_reaches_an_error_health_or_a_log(
         first = await failure(backend)
         second = await failure(backend, stream=False)
         await backend.warm_up()
-        health = backend.health()
+        health = backend.health().as_json()
     finally:
         await backend.stop()
         logger.remove(sink)

@@ -127,7 +127,7 @@ async def test_without_a_login_requests_get_503_with_the_login_command(
         await relay_all(oauth)
     assert (caught.value.status, caught.value.code) == (503, "backend_not_logged_in")
     assert "copilot-cli-proxy login up" in caught.value.message
-    health = oauth.health()
+    health = oauth.health().as_json()
     assert health["logged_in"] is False and health["problems"]
     assert fake.chat_requests() == []
 
@@ -143,7 +143,7 @@ async def test_a_login_written_by_another_process_is_picked_up_without_restart(
     finally:
         await other.stop()
     assert await relay_all(oauth)
-    assert oauth.health()["logged_in"] is True
+    assert oauth.health().as_json()["logged_in"] is True
 
 
 async def test_a_token_near_expiry_is_refreshed_before_the_request(
@@ -196,7 +196,7 @@ async def test_a_revoked_refresh_token_means_log_in_again(
     with pytest.raises(ProxyError) as caught:
         await relay_all(oauth)
     assert caught.value.code == "backend_not_logged_in"
-    assert "refresh failed (invalid_grant)" in " ".join(oauth.health()["problems"])
+    assert "refresh failed (invalid_grant)" in " ".join(oauth.health().as_json()["problems"])
 
 
 async def test_concurrent_requests_share_a_single_refresh(
@@ -256,4 +256,4 @@ async def test_no_auth_needs_no_login(backend: OpenAIUpstreamBackend) -> None:
     out = io.StringIO()
     assert await backend.login(out) == 0
     assert "needs no login" in out.getvalue()
-    assert backend.health()["logged_in"] is None
+    assert backend.health().as_json()["logged_in"] is None

@@ -37,7 +37,7 @@ async def test_discovered_models_are_cached(
     second = await backend.list_models()
     assert [m.id for m in first] == ["gpt-4.1", "gpt-4.1-mini"] and second == first
     assert len(fake.requests_to("/models")) == 1
-    assert backend.health()["models_cached"] == 2
+    assert backend.health().as_json()["models_cached"] == 2
 
 
 async def test_github_models_preset_lists_the_catalog_with_the_token(
@@ -72,7 +72,7 @@ async def test_an_upstream_that_cannot_list_models_is_degraded_not_fatal(tmp_pat
     try:
         await backend.warm_up()
         assert await backend.list_models() == []
-        health = backend.health()
+        health = backend.health().as_json()
     finally:
         await backend.stop()
     assert health["problems"] and health["problems"][0].startswith("listing models failed")
@@ -81,6 +81,6 @@ async def test_an_upstream_that_cannot_list_models_is_degraded_not_fatal(tmp_pat
 
 
 def test_a_healthy_backend_has_no_problems(backend: OpenAIUpstreamBackend) -> None:
-    health = backend.health()
+    health = backend.health().as_json()
     assert health["problems"] == [] and health["logged_in"] is None
     assert health["base_url"] == backend.config.base_url
