@@ -13,7 +13,7 @@ import os
 import shutil
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,6 +37,8 @@ from copilot_cli_proxy.settings import PROJECT_ROOT, Settings
 VERSION_PROBE_TIMEOUT_S = 60.0
 # Our own settings that must not leak into the CLI's environment.
 NPM_PACKAGES = {"copilot": "@github/copilot", "claude": "@anthropic-ai/claude-code"}
+# `copilot login` / `claude auth login` (reference/cli/*-help.txt).
+LOGIN_SUBCOMMANDS = {"copilot": ("login",), "claude": ("auth", "login")}
 
 
 def resolve_cli(configured: str, name: str, project_root: Path = PROJECT_ROOT) -> str | None:
@@ -306,3 +308,18 @@ class CliBackend(ABC):
             ):
                 async for event in events:
                     yield event
+
+    # -- login and doctor hooks -------------------------------------------------------------
+
+    async def discover_models(self) -> list[ModelInfo]:
+        """Ask the CLI for its models now, past the catalog's cache and fallback: the
+        doctor shows a discovery failure that serving rightly hides."""
+        return await self._discover_models()
+
+    def login_argv(self, extra: Sequence[str] = ()) -> list[str]:
+        """The CLI's own interactive login, with the operator's flags after it."""
+        return [self.require_cli(), *LOGIN_SUBCOMMANDS[self.executable], *extra]
+
+    def login_command(self) -> str:
+        """What an operator runs to log this backend in."""
+        return f"copilot-cli-proxy login {self.label}"

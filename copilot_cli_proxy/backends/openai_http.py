@@ -301,3 +301,15 @@ class OpenAIUpstreamBackend:
             return 1
         print(f"Backend {self.backend_id!r} needs no login (auth type none).", file=out)
         return 0
+
+    # -- doctor hooks ---------------------------------------------------------------------
+
+    async def discover_models(self) -> list[ModelInfo]:
+        """The models now, past the catalog's cache: the configured ones, else the upstream's."""
+        if self.config.models:
+            return await self._configured_models()
+        return await self._discover_models()
+
+    def login_command(self) -> str:
+        """What an operator runs to log this backend in."""
+        return f"copilot-cli-proxy login {self.backend_id}"
