@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 from copilot_cli_proxy.backends.cli_backend import (
+    LOGIN_SUBCOMMANDS,
     NPM_PACKAGES,
     CliBackend,
     cli_env,
@@ -41,11 +42,9 @@ def configured_cli_path(settings: Settings, service: str) -> str:
 
 def build_login_argv(service: str, cli: str, extra: Sequence[str] = ()) -> list[str]:
     """``copilot login`` / ``claude auth login``, with the operator's extra flags after it."""
-    if service == "copilot":
-        return [cli, "login", *extra]
-    if service == "claude":
-        return [cli, "auth", "login", *extra]
-    raise ValueError(f"unknown service {service!r}")
+    if service not in LOGIN_SUBCOMMANDS:
+        raise ValueError(f"unknown service {service!r}")
+    return [cli, *LOGIN_SUBCOMMANDS[service], *extra]
 
 
 def config_dir(service: str, env: Mapping[str, str]) -> Path:
