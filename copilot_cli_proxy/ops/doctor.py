@@ -109,8 +109,8 @@ def single_plans(settings: Settings) -> list[Planned]:
         # The server's DEFAULT_MODEL names a model of the CLI it uses, not of the other.
         own = settings if used else replace(settings, service=service, default_model="")
         spec = config_from_settings(own).backends[0]
-        configured = own.copilot_cli_path if service == "copilot" else own.claude_cli_path
         backend = KINDS[spec.kind].load()(spec, own)
+        configured = str(spec.options.get("cli_path", ""))  # its <CLI>_CLI_PATH
         plans.append(
             Planned(spec, backend, "" if used else settings.service, configured_path=configured)
         )
