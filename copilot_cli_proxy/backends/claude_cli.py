@@ -65,8 +65,6 @@ def not_logged_in_problem(command: str) -> str:
     )
 
 
-NOT_LOGGED_IN_PROBLEM = not_logged_in_problem("copilot-cli-proxy login claude")
-
 # A model's full name, as `--model` takes it ("claude-sonnet-4-5", "claude-opus-4-8[1m]"):
 # the CLI passes it to the API as it is, and an unknown one comes back as model_not_found.
 FULL_MODEL_ID = re.compile(r"claude-[a-z0-9]+(?:[.-][a-z0-9]+)*(?:\[1m\])?")
