@@ -23,6 +23,7 @@ Arguments after -- go to the CLI's own login, e.g.
   copilot-cli-proxy login copilot -- --device-code
   copilot-cli-proxy login copilot -- --with-token < token.txt
   copilot-cli-proxy login claude -- --console
+With BACKENDS_FILE, name a backend of the file: copilot-cli-proxy login work-claude
 """
 
 
@@ -146,7 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return serve(settings)
 
 
-def login(service: str, cli_args: Sequence[str], env: Mapping[str, str]) -> int:
+def login(target: str, cli_args: Sequence[str], env: Mapping[str, str]) -> int:
+    """``login <backend-id>``: with BACKENDS_FILE, a backend of the file; without one,
+    the CLI named (copilot or claude), as SERVICE, COPILOT_CLI_PATH, … describe it."""
+    from copilot_cli_proxy.ops.backend_login import login_file_backend
     from copilot_cli_proxy.ops.config_check import read_settings
     from copilot_cli_proxy.ops.login import login_environment, run_login
 
@@ -155,36 +159,13 @@ def login(service: str, cli_args: Sequence[str], env: Mapping[str, str]) -> int:
     for problem in report.problems:
         print(f"copilot-cli-proxy: configuration problem (ignored): {problem}", file=sys.stderr)
     settings = report.settings
-    if service not in SERVICES:
-        return login_backend_id(service, settings, cli_args, env)
-    return run_login(service, settings, cli_args, env=login_environment(service=service))
-
-
-def login_backend_id(
-    backend_id: str, settings: Settings, cli_args: Sequence[str], env: Mapping[str, str]
-) -> int:
-    """``login <backend-id>``: a backend of BACKENDS_FILE, through its CLI or its own login."""
-    from copilot_cli_proxy.backends.factory import backend_settings
-    from copilot_cli_proxy.config.backends_file import BackendsFileError, load_backends_file
-    from copilot_cli_proxy.ops.backend_login import login_backend
-    from copilot_cli_proxy.ops.login import login_environment, run_login
-
-    expected = f"expected {', '.join(SERVICES)} or a backend id of BACKENDS_FILE"
-    if not settings.backends_file:
-        print(f"copilot-cli-proxy: login {backend_id!r}: {expected} (not set)", file=sys.stderr)
+    if settings.backends_file:
+        return login_file_backend(target, settings, cli_args)
+    if target not in SERVICES:
+        print(
+            f"copilot-cli-proxy: login {target!r}: expected {', '.join(SERVICES)} or a backend "
+            "id of BACKENDS_FILE (not set)",
+            file=sys.stderr,
+        )
         return 2
-    try:
-        config = load_backends_file(settings.backends_file)
-        spec = config.backend(backend_id)
-    except BackendsFileError as exc:
-        print(f"copilot-cli-proxy: {exc}", file=sys.stderr)
-        return 2
-    except KeyError:
-        ids = ", ".join(s.id for s in config.backends)
-        print(f"copilot-cli-proxy: login {backend_id!r}: {expected} ({ids})", file=sys.stderr)
-        return 2
-    service = spec.kind.removesuffix("-cli")
-    if service in SERVICES:
-        own = backend_settings(spec, settings, service)
-        return run_login(service, own, cli_args, env=login_environment(service=service))
-    return login_backend(spec, settings)
+    return run_login(target, settings, cli_args, env=login_environment(service=target))

@@ -20,7 +20,6 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
-from loguru import logger
 
 from copilot_cli_proxy.backends.base import BackendEvent, ModelInfo, RunRecord
 from copilot_cli_proxy.backends.claude_guard import (
@@ -57,10 +56,14 @@ EFFORTS = ("low", "medium", "high", "xhigh", "max")
 INITIALIZE_REQUEST_ID = "models_1"
 LOGIN_CHECK_INTERVAL_S = 300.0
 LOGIN_CHECK_TIMEOUT_S = 30.0
-NOT_LOGGED_IN_PROBLEM = (
-    "the claude CLI is not logged in: run `copilot-cli-proxy login claude` (or `claude auth "
-    "login`) as the user that runs the server"
-)
+
+
+def not_logged_in_problem(command: str) -> str:
+    return (
+        f"the claude CLI is not logged in: run `{command}` (or `claude auth login`) as the "
+        "user that runs the server"
+    )
+
 
 # A model's full name, as `--model` takes it ("claude-sonnet-4-5", "claude-opus-4-8[1m]"):
 # the CLI passes it to the API as it is, and an unknown one comes back as model_not_found.
@@ -237,7 +240,7 @@ class ClaudeCliBackend(CliBackend):
     def problems(self) -> list[str]:
         """What keeps requests from being answered now, for /health."""
         if self.logged_in is False:
-            return [NOT_LOGGED_IN_PROBLEM]
+            return [not_logged_in_problem(self.login_command())]
         return [self._login_problem] if self._login_problem else []
 
     async def check_login(self) -> bool | None:
@@ -250,9 +253,8 @@ class ClaudeCliBackend(CliBackend):
             )
             self.logged_in = None
             return None
+        # Not logged in: gateway/login_watch.py warns once, with the backend's login command.
         self.logged_in = parse_auth_status(stdout)
-        if self.logged_in is False:
-            logger.warning("{}", NOT_LOGGED_IN_PROBLEM)
         if self.logged_in is None:
             shown = stdout.strip()[:200] or "no output"
             self._login_problem = f"`claude auth status` gave no login state: {shown}"

@@ -13,7 +13,7 @@ import os
 import shutil
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,7 +26,6 @@ from copilot_cli_proxy.backends.base import (
     BackendEvent,
     BackendHealth,
     CliStatus,
-    Diagnosis,
     ModelInfo,
     RunRecord,
 )
@@ -44,6 +43,8 @@ from copilot_cli_proxy.settings import PROJECT_ROOT, Settings
 VERSION_PROBE_TIMEOUT_S = 60.0
 # Our own settings that must not leak into the CLI's environment.
 NPM_PACKAGES = {"copilot": "@github/copilot", "claude": "@anthropic-ai/claude-code"}
+# `copilot login` / `claude auth login` (reference/cli/*-help.txt).
+LOGIN_SUBCOMMANDS = {"copilot": ("login",), "claude": ("auth", "login")}
 
 
 def resolve_cli(configured: str, name: str, project_root: Path = PROJECT_ROOT) -> str | None:
@@ -229,42 +230,10 @@ class CliBackend(ABC):
 
     # -- login and doctor -------------------------------------------------------------------
 
-    def login_command(self) -> str:
-        """The wrapper runs the CLI's own login with the environment the server gives it."""
-        return f"copilot-cli-proxy login {self.executable}"
-
     async def login(self, out: TextIO) -> int:
         """A CLI logs in interactively, attached to a terminal (ops/login.py runs it)."""
         print(f"Backend {self.id!r} logs in through its CLI: {self.login_command()}", file=out)
         return 2
-
-    async def diagnose(self) -> list[Diagnosis]:
-        """The CLI found, its version, the login state known, its models (runs the CLI)."""
-        what = f"{self.id} CLI"
-        if self.cli_path is None:
-            try:
-                self.require_cli()
-            except ProxyError as exc:
-                return [Diagnosis(what, False, exc.message)]
-        version = await self._probe_version()
-        found = [
-            Diagnosis(what, version is not None, f"{self.cli_path} ({version or 'no version'})")
-        ]
-        if version is None:
-            return found
-        models = await self.catalog.models()
-        error = self.catalog.last_error
-        found.append(
-            Diagnosis(
-                f"{self.id} models",
-                error is None,
-                error or ", ".join(m.id for m in models[:8]) + (" …" if len(models) > 8 else ""),
-            )
-        )
-        if self.logged_in is not None:
-            state = "logged in" if self.logged_in else f"not logged in: {self.login_command()}"
-            found.append(Diagnosis(f"{self.id} login", self.logged_in, state))
-        return found
 
     # -- per backend ------------------------------------------------------------------------
 
@@ -376,3 +345,18 @@ class CliBackend(ABC):
             ):
                 async for event in events:
                     yield event
+
+    # -- login and doctor hooks -------------------------------------------------------------
+
+    async def discover_models(self) -> list[ModelInfo]:
+        """Ask the CLI for its models now, past the catalog's cache and fallback: the
+        doctor shows a discovery failure that serving rightly hides."""
+        return await self._discover_models()
+
+    def login_argv(self, extra: Sequence[str] = ()) -> list[str]:
+        """The CLI's own interactive login, with the operator's flags after it."""
+        return [self.require_cli(), *LOGIN_SUBCOMMANDS[self.executable], *extra]
+
+    def login_command(self) -> str:
+        """What an operator runs to log this backend in."""
+        return f"copilot-cli-proxy login {self.id}"

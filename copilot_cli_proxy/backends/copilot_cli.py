@@ -28,6 +28,7 @@ from copilot_cli_proxy.backends.base import (
 )
 from copilot_cli_proxy.backends.cli_backend import CliBackend, Invocation
 from copilot_cli_proxy.backends.copilot_auth import (
+    LOGIN_COMMAND,
     byok_enabled,
     byok_model,
     login_problem,
@@ -189,7 +190,7 @@ class CopilotCliBackend(CliBackend):
             except ProxyError as exc:
                 found.append(exc.message)
         if self.logged_in is False:
-            found.append(login_problem(os.environ))
+            found.append(login_problem(os.environ).replace(LOGIN_COMMAND, self.login_command()))
         if self.background_error:
             found.append(self.background_error)
         return found

@@ -56,7 +56,7 @@ from copilot_cli_proxy.backends.upstream_errors import (
     error_from_exception,
 )
 from copilot_cli_proxy.config.backends_file import BackendSpec
-from copilot_cli_proxy.core.backend import BackendHealth, Diagnosis, RelayBackend, RunRecord
+from copilot_cli_proxy.core.backend import BackendHealth, RelayBackend, RunRecord
 from copilot_cli_proxy.core.request import ChatRequest
 from copilot_cli_proxy.core.types import (
     BackendEvent,
@@ -318,26 +318,6 @@ class OpenAIUpstreamBackend:
 
     # -- login and doctor -------------------------------------------------------------------
 
-    def login_command(self) -> str:
-        return f"copilot-cli-proxy login {self.backend_id}"
-
-    async def diagnose(self) -> list[Diagnosis]:
-        """The credential, then the model list (a real request to the upstream)."""
-        problems = self.credentials.problems()
-        found = [
-            Diagnosis(
-                f"{self.backend_id} credential",
-                not problems,
-                "; ".join(problems) or f"{self.config.auth.type} ({self.config.base_url})",
-            )
-        ]
-        models = await self.catalog.models()
-        error = self.catalog.last_error
-        found.append(
-            Diagnosis(f"{self.backend_id} models", error is None, error or f"{len(models)} models")
-        )
-        return found
-
     async def login(self, out: TextIO, *, sleep: Sleep = anyio.sleep) -> int:
         """``copilot-cli-proxy login <backend-id>``; the exit code."""
         auth = self.config.auth
@@ -373,3 +353,15 @@ class OpenAIUpstreamBackend:
             return 1
         print(f"Backend {self.backend_id!r} needs no login (auth type none).", file=out)
         return 0
+
+    # -- doctor hooks ---------------------------------------------------------------------
+
+    async def discover_models(self) -> list[ModelInfo]:
+        """The models now, past the catalog's cache: the configured ones, else the upstream's."""
+        if self.config.models:
+            return await self._configured_models()
+        return await self._discover_models()
+
+    def login_command(self) -> str:
+        """What an operator runs to log this backend in."""
+        return f"copilot-cli-proxy login {self.backend_id}"

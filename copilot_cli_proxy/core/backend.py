@@ -115,15 +115,6 @@ class BackendHealth:
         return body
 
 
-@dataclass(frozen=True, slots=True)
-class Diagnosis:
-    """One line of ``copilot-cli-proxy doctor`` for a backend: ok, or what to do."""
-
-    name: str
-    ok: bool
-    detail: str
-
-
 class Backend(Protocol):
     """One way of answering chat requests."""
 
@@ -193,8 +184,9 @@ class Backend(Protocol):
         """``copilot-cli-proxy login <backend-id>``: log in, talking to ``out``; the exit code."""
         ...
 
-    async def diagnose(self) -> list[Diagnosis]:
-        """``copilot-cli-proxy doctor``'s checks of this backend (it may run its CLI)."""
+    async def discover_models(self) -> list[ModelInfo]:
+        """Its models asked for now, past any cache or fallback: ``copilot-cli-proxy doctor``
+        shows a discovery failure that serving rightly hides. Raises on failure."""
         ...
 
 

@@ -19,6 +19,7 @@ from copilot_cli_proxy.config.registry import KINDS
 from copilot_cli_proxy.core.backend import Backend, BackendHealth
 from copilot_cli_proxy.core.types import ModelInfo
 from copilot_cli_proxy.errors import ProxyError
+from copilot_cli_proxy.gateway.login_watch import watch_logins
 from copilot_cli_proxy.gateway.router import ListedModel, Target, list_models, resolve_model
 from copilot_cli_proxy.runtime.limiter import ProcessLimiter
 from copilot_cli_proxy.settings import Settings
@@ -108,6 +109,8 @@ class Gateway:
         for node in self.nodes:
             await node.backend.start(tg)
             tg.start_soon(node.backend.warm_up)
+        # A backend that is not logged in says so in the log, with its login command.
+        tg.start_soon(watch_logins, self)
 
     async def stop(self) -> None:
         with anyio.CancelScope(shield=True):

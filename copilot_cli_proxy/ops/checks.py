@@ -44,10 +44,19 @@ class Check:
         }
 
 
-def login_hint(service: str) -> str:
-    if service == "copilot":
-        return "copilot-cli-proxy login copilot, or COPILOT_GITHUB_TOKEN=github_pat_… in .env"
-    return "copilot-cli-proxy login claude, or CLAUDE_CODE_OAUTH_TOKEN (claude setup-token) in .env"
+# Besides the login command: the token variable that replaces a login, per CLI.
+TOKEN_HINTS = {
+    "copilot": "COPILOT_GITHUB_TOKEN=github_pat_… in .env",
+    "claude": "CLAUDE_CODE_OAUTH_TOKEN (claude setup-token) in .env",
+}
+
+
+def login_hint(executable: str, command: str = "") -> str:
+    """The exact command that logs the backend in (by default the one named after its
+    CLI, as a server without a backends file calls it), or the token variable."""
+    command = command or f"copilot-cli-proxy login {executable}"
+    token = TOKEN_HINTS.get(executable)
+    return f"{command}, or {token}" if token else command
 
 
 # -- configuration ------------------------------------------------------------------------
@@ -59,10 +68,13 @@ def config_checks(settings: Settings, problems: Sequence[str], env_file: str) ->
         hint = f"fix it in {where}; the checks below use its default meanwhile"
         return [Check("config", Status.FAIL, problem, hint) for problem in problems]
     source = f".env: {env_file}" if env_file else "no .env file"
-    detail = (
-        f"SERVICE={settings.service} RUNNER={settings.runner} HOST={settings.host} "
-        f"PORT={settings.port} ({source})"
+    # The backends file replaces SERVICE and RUNNER: naming them would mislead.
+    backends = (
+        f"BACKENDS_FILE={settings.backends_file}"
+        if settings.backends_file
+        else f"SERVICE={settings.service} RUNNER={settings.runner}"
     )
+    detail = f"{backends} HOST={settings.host} PORT={settings.port} ({source})"
     return [Check("config", Status.OK, detail)]
 
 
@@ -89,26 +101,35 @@ def network_check(settings: Settings) -> Check:
 # -- the CLIs -----------------------------------------------------------------------------
 
 
-def version_check(service: str, cli: str, code: int, stdout: str, stderr: str) -> Check:
-    name = f"{service} CLI"
+# The checks of one backend are named after its id; without a backends file that is
+# the CLI's name ("copilot CLI", "claude login"). ``executable`` says which CLI it runs.
+
+
+def version_check(
+    backend_id: str, cli: str, code: int, stdout: str, stderr: str, executable: str = ""
+) -> Check:
+    name = f"{backend_id} CLI"
     lines = [line.strip() for line in stdout.splitlines() if line.strip()]
     if code == 0 and lines:
         return Check(name, Status.OK, f"{lines[0].rstrip('.')} at {cli}")
     why = _first_line(stderr) or _first_line(stdout) or "no output"
-    return cli_broken_check(service, f"{cli} --version failed (exit code {code}): {why}")
+    detail = f"{cli} --version failed (exit code {code}): {why}"
+    return cli_broken_check(backend_id, detail, executable)
 
 
-def cli_broken_check(service: str, detail: str) -> Check:
+def cli_broken_check(backend_id: str, detail: str, executable: str = "") -> Check:
     # The npm copilot is a Node.js loader; claude is a native binary.
-    need = "Node.js 20+ on PATH, then " if service == "copilot" else ""
+    need = "Node.js 20+ on PATH, then " if (executable or backend_id) == "copilot" else ""
     return Check(
-        f"{service} CLI", Status.FAIL, detail, f"{need}reinstall: scripts/setup.sh --with-clis"
+        f"{backend_id} CLI", Status.FAIL, detail, f"{need}reinstall: scripts/setup.sh --with-clis"
     )
 
 
-def copilot_login_check(status: Any, tokens: Sequence[str]) -> Check:
+def copilot_login_check(
+    status: Any, tokens: Sequence[str], backend_id: str = "copilot", command: str = ""
+) -> Check:
     """From the headless server's ``auth.getStatus`` result."""
-    name = "copilot login"
+    name = f"{backend_id} login"
     if not isinstance(status, dict) or not isinstance(status.get("isAuthenticated"), bool):
         return Check(name, Status.FAIL, f"auth.getStatus gave no answer: {status!r}")
     message = str(status.get("statusMessage") or "")
@@ -123,12 +144,14 @@ def copilot_login_check(status: Any, tokens: Sequence[str]) -> Check:
             f"; {', '.join(tokens)} is set but the CLI does not accept it "
             "(no network, or a token without Copilot access)"
         )
-    return Check(name, Status.FAIL, detail, login_hint("copilot"))
+    return Check(name, Status.FAIL, detail, login_hint("copilot", command))
 
 
-def claude_login_check(code: int, stdout: str, stderr: str) -> Check:
+def claude_login_check(
+    code: int, stdout: str, stderr: str, backend_id: str = "claude", command: str = ""
+) -> Check:
     """From ``claude auth status`` (JSON; exit code 1 when logged out)."""
-    name = "claude login"
+    name = f"{backend_id} login"
     try:
         status = json.loads(stdout)
     except ValueError:
@@ -145,14 +168,14 @@ def claude_login_check(code: int, stdout: str, stderr: str) -> Check:
         name,
         Status.FAIL,
         "not logged in (claude auth status: loggedIn false)",
-        login_hint("claude"),
+        login_hint("claude", command),
     )
 
 
 def models_check(
-    service: str, models: Sequence[ModelInfo] | None, error: str | None, default: str
+    backend_id: str, models: Sequence[ModelInfo] | None, error: str | None, default: str
 ) -> Check:
-    name = f"{service} models"
+    name = f"{backend_id} models"
     if models is None or not models:
         return Check(
             name,
@@ -172,16 +195,25 @@ def models_check(
     return Check(name, Status.OK, f"{len(ids)} models, default {default} among them: {shown}")
 
 
-def not_found_check(service: str, configured: str) -> Check:
-    if configured:
-        detail = f"{service.upper()}_CLI_PATH={configured}: no such executable"
+def not_found_check(
+    backend_id: str, configured: str, executable: str = "", source: str = ""
+) -> Check:
+    """``source``: the backends file entry that sets the path (default: the
+    ``<CLI>_CLI_PATH`` variable)."""
+    executable = executable or backend_id
+    variable = f"{executable.upper()}_CLI_PATH"
+    if configured and source:
+        detail = f"{configured}: no such executable (cli_path of {source})"
+    elif configured:
+        detail = f"{variable}={configured}: no such executable"
     else:
-        detail = f"`{service}` is not on PATH nor in ./node_modules/.bin"
+        detail = f"`{executable}` is not on PATH nor in ./node_modules/.bin"
+    where = f"cli_path of {source}" if source else variable
     return Check(
-        f"{service} CLI",
+        f"{backend_id} CLI",
         Status.FAIL,
         detail,
-        f"scripts/setup.sh --with-clis, or set {service.upper()}_CLI_PATH",
+        f"scripts/setup.sh --with-clis, or set {where}",
     )
 
 

@@ -1,10 +1,10 @@
 """``copilot-cli-proxy doctor``: one screen that says what works and what does not.
 
 It asks the real pieces the server uses, with the environment the server would give
-the CLI: the settings (every bad value), ``resolve_cli`` and ``--version``, the login
-(copilot: ``auth.getStatus`` over a short-lived ``copilot --headless --stdio``; claude:
-``claude auth status``), model discovery through the backends, the temp and log dirs,
-and the port. Exit code 1 when something the server needs fails.
+each CLI: the settings (every bad value), then every backend the server would run
+(``BACKENDS_FILE``'s, or the one that SERVICE, RUNNER, … describe, plus the other CLI
+as a warning-only extra), each through its public hooks (``ops/backend_checks.py``),
+the temp and log dirs, and the port. Exit code 1 when something the server needs fails.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,28 +20,46 @@ import anyio
 from loguru import logger
 
 from copilot_cli_proxy import __version__
-from copilot_cli_proxy.backends.base import ModelInfo
-from copilot_cli_proxy.backends.claude_cli import ClaudeCliBackend
-from copilot_cli_proxy.backends.cli_backend import CliBackend, cli_env
-from copilot_cli_proxy.backends.copilot_cli import CopilotCliBackend
-from copilot_cli_proxy.backends.copilot_headless import HeadlessCopilot, build_headless_argv
-from copilot_cli_proxy.errors import ProxyError
+from copilot_cli_proxy.config.backends_file import (
+    BackendsFileError,
+    GatewayConfig,
+    load_backends_file,
+)
+from copilot_cli_proxy.config.registry import KINDS
+from copilot_cli_proxy.gateway.gateway import config_from_settings
 from copilot_cli_proxy.ops import checks
+from copilot_cli_proxy.ops.backend_checks import BackendResult, Planned, check_backend
 from copilot_cli_proxy.ops.checks import Check, Status
 from copilot_cli_proxy.ops.config_check import read_settings
-from copilot_cli_proxy.ops.login import configured_cli_path, tokens_set
-from copilot_cli_proxy.runtime.jsonrpc import JsonRpcError, PeerClosed
-from copilot_cli_proxy.runtime.process import CliRun, capture_cli
-from copilot_cli_proxy.settings import DEFAULT_MODELS, SERVICES, Settings
-
-CLI_STEP_TIMEOUT_S = 60.0  # copilot unpacks itself on its first run (~5 s); be generous
+from copilot_cli_proxy.settings import SERVICES, Settings
 
 
 async def run_checks(env: Mapping[str, str], env_file: str = "") -> list[Check]:
     """All checks, in screen order; ``env`` is the merged settings environment."""
+    found, _ = await run_doctor(env, env_file)
+    return found
+
+
+async def run_doctor(
+    env: Mapping[str, str], env_file: str = ""
+) -> tuple[list[Check], list[dict[str, Any]]]:
+    """The checks in screen order, and one summary per backend (for ``--json``)."""
     report = read_settings(env)
     settings = report.settings
     found = checks.config_checks(settings, report.problems, env_file)
+    plans: list[Planned] = []
+    if settings.backends_file:
+        try:
+            config = load_backends_file(settings.backends_file)
+        except BackendsFileError as exc:
+            found.append(
+                Check("backends", Status.FAIL, str(exc), "fix the file; the server will not start")
+            )
+        else:
+            found.append(backends_file_check(config))
+            plans = file_plans(config, settings)
+    else:
+        plans = single_plans(settings)
     # A check whose input was dropped as invalid would test a default nobody asked for.
     host_port_valid = not report.dropped & {"HOST", "PORT"}
     if "HOST" not in report.dropped:
@@ -48,120 +67,70 @@ async def run_checks(env: Mapping[str, str], env_file: str = "") -> list[Check]:
     temp = checks.writable_dir_check("temp dir", settings.temp_base, "TEMP_DIR_BASE", needed=True)
     # The CLIs run where the server runs them, once that dir exists.
     workdir = settings.temp_base if settings.temp_base.is_dir() else Path(tempfile.gettempdir())
-    per_service: dict[str, list[Check]] = {}
-
-    async def one(service: str) -> None:
-        per_service[service] = await cli_checks(service, settings, workdir)
-
-    # The two CLIs are independent: check them side by side.
-    async with anyio.create_task_group() as tg:
-        for service in SERVICES:
-            tg.start_soon(one, service)
-    ordered = [settings.service] + [s for s in SERVICES if s != settings.service]
-    for service in ordered:
-        found += per_service[service]
+    results = await check_all(plans, workdir, header=bool(settings.backends_file))
+    for result in results:
+        found += result.checks
     found.append(temp)
     found.append(
         checks.writable_dir_check("log dir", Path(settings.log_dir), "LOG_DIR", needed=False)
     )
     if host_port_valid:
         found.append(checks.port_check(settings.host, settings.port))
-    return found
+    return found, [result.summary for result in results]
 
 
-def backend_for(service: str, settings: Settings) -> CliBackend:
-    # Discovery is the same for both runners; the one-shot backend starts nothing.
-    if service == "copilot":
-        return CopilotCliBackend(settings)
-    return ClaudeCliBackend(settings)
+def backends_file_check(config: GatewayConfig) -> Check:
+    ids = ", ".join(spec.id for spec in config.backends)
+    count = len(config.backends)
+    aliases = f", {len(config.aliases)} alias(es)" if config.aliases else ""
+    detail = f"{config.source}: {count} backend{'s' if count > 1 else ''} ({ids}){aliases}"
+    return Check("backends", Status.OK, detail)
 
 
-async def cli_checks(service: str, settings: Settings, workdir: Path) -> list[Check]:
-    needed = service == settings.service
-    result = await _cli_checks(service, settings, workdir)
-    return result if needed else [checks.demoted(c, settings.service) for c in result]
-
-
-async def _cli_checks(service: str, settings: Settings, workdir: Path) -> list[Check]:
-    backend = backend_for(service, settings)
-    cli = backend.cli_path
-    if cli is None:
-        return [checks.not_found_check(service, configured_cli_path(settings, service))]
-    env = cli_env(kind=f"{service}-cli", extra_names=settings.cli_env)
-    try:
-        code, stdout, stderr = await _capture([cli, "--version"], workdir, env)
-    except ProxyError as exc:
-        if exc.code == "cli_not_found":
-            return [checks.not_found_check(service, configured_cli_path(settings, service))]
-        return [checks.cli_broken_check(service, f"{cli}: {exc.message}")]
-    except (TimeoutError, OSError) as exc:
-        return [checks.cli_broken_check(service, f"{cli} --version: {_reason(exc)}")]
-    found = [checks.version_check(service, cli, code, stdout, stderr)]
-    if found[0].status is Status.FAIL:
-        return found  # a CLI that cannot say its version will not log in or list models
-    found.append(await login_check(service, cli, workdir, env))
-    default = settings.model if service == settings.service else DEFAULT_MODELS[service]
-    models, error = await discover_models(backend)
-    found.append(checks.models_check(service, models, error, default))
-    return found
-
-
-async def login_check(service: str, cli: str, workdir: Path, env: dict[str, str]) -> Check:
-    try:
-        if service == "copilot":
-            status = await copilot_auth_status(cli, workdir, env)
-            return checks.copilot_login_check(status, tokens_set("copilot", env))
-        code, stdout, stderr = await _capture([cli, "auth", "status"], workdir, env)
-        return checks.claude_login_check(code, stdout, stderr)
-    except (ProxyError, TimeoutError, OSError, JsonRpcError, PeerClosed) as exc:
-        return Check(
-            f"{service} login",
-            Status.FAIL,
-            f"could not ask the CLI: {_reason(exc)}",
-            checks.login_hint(service),
+def file_plans(config: GatewayConfig, settings: Settings) -> list[Planned]:
+    """Every backend of the file, built as the server builds it (nothing starts)."""
+    return [
+        Planned(
+            spec,
+            KINDS[spec.kind].load()(spec, settings),
+            configured_path=str(spec.options.get("cli_path", "")),
+            path_source=f"backend {spec.id!r} in {config.source}",
         )
+        for spec in config.backends
+    ]
 
 
-async def copilot_auth_status(cli: str, workdir: Path, env: dict[str, str]) -> Any:
-    """``auth.getStatus`` from a short-lived headless copilot (the server's own argv)."""
-    argv = build_headless_argv(cli)
-    run = await CliRun.start(argv, cwd=workdir, env=env, keep_stdin=True)
-    process = HeadlessCopilot(run, argv, ())
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(process.serve, tg)
-            try:
-                with anyio.fail_after(CLI_STEP_TIMEOUT_S):
-                    await process.connect()
-                    return await process.peer.request("auth.getStatus", {})
-            finally:
-                await process.stop()
-    except BaseExceptionGroup as group:  # the task group wraps what connect() raised
-        raise group.exceptions[0] from None
-    finally:
-        await run.aclose()
+def single_plans(settings: Settings) -> list[Planned]:
+    """No file: the backend today's variables describe, then the other CLI, checked too
+    (switching SERVICE is a common next step) but only ever as a warning."""
+    plans = []
+    for service in [settings.service] + [s for s in SERVICES if s != settings.service]:
+        used = service == settings.service
+        # The server's DEFAULT_MODEL names a model of the CLI it uses, not of the other.
+        own = settings if used else replace(settings, service=service, default_model="")
+        spec = config_from_settings(own).backends[0]
+        backend = KINDS[spec.kind].load()(spec, own)
+        configured = str(spec.options.get("cli_path", ""))  # its <CLI>_CLI_PATH
+        plans.append(
+            Planned(spec, backend, "" if used else settings.service, configured_path=configured)
+        )
+    return plans
 
 
-async def discover_models(backend: CliBackend) -> tuple[list[ModelInfo] | None, str | None]:
-    # Straight to the discovery, not the catalog: for serving, the catalog rightly hides
-    # a failure behind the DEFAULT_MODEL fallback; the doctor must show it.
-    try:
-        with anyio.fail_after(CLI_STEP_TIMEOUT_S):
-            return await backend._discover_models(), None
-    except Exception as exc:
-        return None, _reason(exc)
+async def check_all(plans: list[Planned], workdir: Path, *, header: bool) -> list[BackendResult]:
+    """Different CLIs side by side; the backends of one CLI one after another: parallel
+    claude processes sharing one ~/.claude.json can corrupt it."""
+    results: dict[int, BackendResult] = {}
 
+    async def one_kind(kind: str) -> None:
+        for index, plan in enumerate(plans):
+            if plan.spec.kind == kind:
+                results[index] = await check_backend(plan, workdir, header=header)
 
-async def _capture(argv: list[str], workdir: Path, env: dict[str, str]) -> tuple[int, str, str]:
-    return await capture_cli(argv, cwd=workdir, env=env, limit_s=CLI_STEP_TIMEOUT_S)
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, ProxyError):
-        return exc.message
-    if isinstance(exc, TimeoutError):
-        return f"no answer within {CLI_STEP_TIMEOUT_S:g} s"
-    return str(exc) or type(exc).__name__
+    async with anyio.create_task_group() as tg:
+        for kind in dict.fromkeys(plan.spec.kind for plan in plans):
+            tg.start_soon(one_kind, kind)
+    return [results[index] for index in range(len(plans))]
 
 
 # -- the screen ---------------------------------------------------------------------------
@@ -191,10 +160,11 @@ def render(found: list[Check]) -> str:
     return "\n".join(lines)
 
 
-def render_json(found: list[Check]) -> str:
-    return json.dumps(
-        {"ok": not failed(found), "checks": [c.as_dict() for c in found]}, ensure_ascii=False
-    )
+def render_json(found: list[Check], backends: list[dict[str, Any]] | None = None) -> str:
+    data: dict[str, Any] = {"ok": not failed(found), "checks": [c.as_dict() for c in found]}
+    if backends is not None:
+        data["backends"] = backends
+    return json.dumps(data, ensure_ascii=False)
 
 
 def doctor_command(env: Mapping[str, str], env_file: str, *, as_json: bool = False) -> int:
@@ -202,8 +172,8 @@ def doctor_command(env: Mapping[str, str], env_file: str, *, as_json: bool = Fal
     # screen says it all.
     logger.disable("copilot_cli_proxy")
     try:
-        found = anyio.run(run_checks, env, env_file)
+        found, backends = anyio.run(run_doctor, env, env_file)
     finally:
         logger.enable("copilot_cli_proxy")
-    print(render_json(found) if as_json else render(found))
+    print(render_json(found, backends) if as_json else render(found))
     return 1 if failed(found) else 0

@@ -1,8 +1,10 @@
-"""``copilot-cli-proxy login copilot|claude``: the CLI's own login, as the server will see it.
+"""``copilot-cli-proxy login copilot|claude|<backend-id>``: the CLI's own login, as the
+server will see it.
 
 The server runs the CLI with its own environment (``cli_env``: HOME, COPILOT_HOME,
-CLAUDE_CONFIG_DIR, tokens from .env). Logging in through the same resolved CLI path
-and the same environment puts the credentials exactly where the server's CLI looks.
+CLAUDE_CONFIG_DIR, tokens from .env; for a backend of BACKENDS_FILE also the variables
+its ``env`` names). Logging in through the same resolved CLI path and the same
+environment puts the credentials exactly where the server's CLI looks.
 The login is interactive (device code / browser URL), so it runs attached to the
 terminal, in our process group, and its exit code is ours.
 """
@@ -17,7 +19,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from copilot_cli_proxy.backends.cli_backend import NPM_PACKAGES, cli_env, resolve_cli
+from copilot_cli_proxy.backends.cli_backend import (
+    LOGIN_SUBCOMMANDS,
+    NPM_PACKAGES,
+    CliBackend,
+    cli_env,
+    resolve_cli,
+)
 from copilot_cli_proxy.settings import Settings
 
 # In order of precedence (`copilot help environment`); each beats a stored login.
@@ -34,11 +42,9 @@ def configured_cli_path(settings: Settings, service: str) -> str:
 
 def build_login_argv(service: str, cli: str, extra: Sequence[str] = ()) -> list[str]:
     """``copilot login`` / ``claude auth login``, with the operator's extra flags after it."""
-    if service == "copilot":
-        return [cli, "login", *extra]
-    if service == "claude":
-        return [cli, "auth", "login", *extra]
-    raise ValueError(f"unknown service {service!r}")
+    if service not in LOGIN_SUBCOMMANDS:
+        raise ValueError(f"unknown service {service!r}")
+    return [cli, *LOGIN_SUBCOMMANDS[service], *extra]
 
 
 def config_dir(service: str, env: Mapping[str, str]) -> Path:
@@ -54,11 +60,14 @@ def tokens_set(service: str, env: Mapping[str, str]) -> list[str]:
     return [name for name in TOKEN_VARS[service] if env.get(name, "").strip()]
 
 
-def login_preamble(service: str, argv: Sequence[str], env: Mapping[str, str]) -> str:
+def login_preamble(
+    service: str, argv: Sequence[str], env: Mapping[str, str], backend_id: str = ""
+) -> str:
     home = env.get("HOME") or "(HOME is not set)"
     where = config_dir(service, env)
+    whose = f" of backend {backend_id!r}" if backend_id and backend_id != service else ""
     lines = [
-        f"Logging the {service} CLI in for copilot-cli-proxy.",
+        f"Logging the {service} CLI{whose} in for copilot-cli-proxy.",
         f"  runs:       {' '.join(argv)}",
         f"  HOME:       {home}",
     ]
@@ -76,20 +85,20 @@ def login_preamble(service: str, argv: Sequence[str], env: Mapping[str, str]) ->
     ]
     for name in tokens_set(service, env):
         lines.append(f"Note: {name} is set; the {service} CLI uses it ahead of a stored login.")
-    lines += [*_headless_help(service), ""]
+    lines += [*_headless_help(service, f"copilot-cli-proxy login {backend_id or service}"), ""]
     return "\n".join(lines)
 
 
-def _headless_help(service: str) -> list[str]:
+def _headless_help(service: str, command: str) -> list[str]:
     if service == "copilot":
         return [
             "No browser on this machine? The device code flow works anywhere: open the URL it",
-            "prints on any device. To force it: copilot-cli-proxy login copilot -- --device-code",
+            f"prints on any device. To force it: {command} -- --device-code",
             "Or skip the login: put a fine-grained personal access token with the",
             '"Copilot Requests" permission in .env (classic ghp_ tokens are not supported):',
             "    COPILOT_GITHUB_TOKEN=github_pat_...   (also read: GH_TOKEN, GITHUB_TOKEN)",
             "or store one without a browser:",
-            "    copilot-cli-proxy login copilot -- --with-token < token.txt",
+            f"    {command} -- --with-token < token.txt",
             "GitHub Enterprise Cloud: add -- --host https://example.ghe.com (or set GH_HOST /",
             "COPILOT_GH_HOST).",
         ]
@@ -113,8 +122,9 @@ def run_login(
     extra: Sequence[str] = (),
     *,
     env: Mapping[str, str],
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> int:
+    out = out or sys.stdout  # looked up now: a captured stdout may have been replaced
     cli = resolve_cli(configured_cli_path(settings, service), service)
     if cli is None:
         print(
@@ -125,8 +135,36 @@ def run_login(
         )
         return 1
     argv = build_login_argv(service, cli, extra)
-    print(login_preamble(service, argv, env), file=out, flush=True)
-    process = subprocess.Popen(argv, env=dict(env))
+    return run_attached(service, argv, env, out)
+
+
+def run_backend_login(
+    backend: CliBackend, extra: Sequence[str] = (), out: TextIO | None = None
+) -> int:
+    """``login <backend-id>`` of a CLI backend: its CLI path, its environment allowlist."""
+    out = out or sys.stdout
+    if backend.cli_path is None:
+        print(
+            f"copilot-cli-proxy: backend {backend.id!r}: the {backend.executable} CLI was "
+            f"not found. Install it with scripts/setup.sh --with-clis (or `npm install "
+            f"{NPM_PACKAGES[backend.executable]}`), or set its cli_path in BACKENDS_FILE.",
+            file=sys.stderr,
+        )
+        return 1
+    argv = backend.login_argv(extra)
+    return run_attached(backend.executable, argv, backend.child_env(), out, backend.id)
+
+
+def run_attached(
+    service: str,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    out: TextIO,
+    backend_id: str = "",
+) -> int:
+    """Run the login attached to the terminal; its exit code is ours."""
+    print(login_preamble(service, argv, env, backend_id), file=out, flush=True)
+    process = subprocess.Popen(list(argv), env=dict(env))
     # Ctrl-C belongs to the CLI (it shares our terminal and gets it too): we wait for its
     # exit code instead of dying first. Set after the spawn, so the CLI keeps the default.
     # A TERM for us (e.g. `timeout`) is passed on: the CLI must not outlive its wrapper.

@@ -25,6 +25,7 @@ from tests.e2e.harness import (
     free_port,
     pid_alive,
     start_server,
+    wait_until,
 )
 from tests.e2e.harness import require_real_cli as require
 
@@ -281,3 +282,121 @@ def test_login_command_runs_the_real_cli_attached_and_returns_its_exit_code(
     assert usage in result.stdout
     bad = run_command(["login", service, "--", "--no-such-flag"], tmp_path, env)
     assert bad.returncode != 0, "the CLI's own exit code comes back"
+
+
+# -- a backends file: every backend by its id ----------------------------------------------
+
+
+def write_backends(tmp_path: Path, copilot: str, claude: str, *, claude_env: str = "") -> Path:
+    """A copilot backend "gh" and a claude backend "work", at the given CLI paths."""
+    path = tmp_path / "backends.toml"
+    path.write_text(
+        f'[[backend]]\nid = "gh"\nkind = "copilot-cli"\ncli_path = "{copilot}"\n\n'
+        f'[[backend]]\nid = "work"\nkind = "claude-cli"\nrunner = "oneshot"\n'
+        f'cli_path = "{claude}"\nenv = [{claude_env}]\n'
+    )
+    return path
+
+
+def test_doctor_lists_every_backend_of_the_file_by_id(
+    tmp_path: Path, fakes_env: dict[str, str]
+) -> None:
+    # Only "work" lets its CLI see FAKE_CLI_LOGGED_OUT: only it is logged out.
+    backends = write_backends(
+        tmp_path, str(FAKES / "copilot"), str(FAKES / "claude"), claude_env='"FAKE_CLI_LOGGED_OUT"'
+    )
+    env = {**fakes_env, "BACKENDS_FILE": str(backends), "FAKE_CLI_LOGGED_OUT": "1"}
+    result = run_command(["doctor"], tmp_path, env)
+    out = result.stdout
+    assert result.returncode == 1, out + result.stderr
+    assert f"{backends}: 2 backends (gh, work)" in line_of(out, "backends")
+    assert "kind copilot-cli, runner persistent" in line_of(out, "gh backend")
+    assert "kind claude-cli, runner oneshot" in line_of(out, "work backend")
+    assert f"GitHub Copilot CLI 1.0.102 at {FAKES / 'copilot'}" in line_of(out, "gh CLI")
+    assert line_of(out, "gh login").split()[0] == "ok"
+    work = line_of(out, "work login")
+    assert work.split()[0] == "FAIL" and "not logged in" in work
+    assert "→ copilot-cli-proxy login work, or CLAUDE_CODE_OAUTH_TOKEN" in out
+    assert "default gpt-5-mini among them" in line_of(out, "gh models")
+    assert "default sonnet among them" in line_of(out, "work models")
+    assert "copilot CLI" not in out and "claude login" not in out, "named by id only"
+    assert "(not used" not in out, "every backend of the file is used"
+    # The JSON has the same facts, one object per backend.
+    data = json.loads(run_command(["doctor", "--json"], tmp_path, env).stdout)
+    assert [(b["id"], b["logged_in"]) for b in data["backends"]] == [("gh", True), ("work", False)]
+    assert data["backends"][1]["login_command"] == "copilot-cli-proxy login work"
+
+
+def test_login_of_an_unknown_backend_id_lists_the_files_ids(
+    tmp_path: Path, fakes_env: dict[str, str]
+) -> None:
+    backends = write_backends(tmp_path, str(FAKES / "copilot"), str(FAKES / "claude"))
+    env = {**fakes_env, "BACKENDS_FILE": str(backends)}
+    result = run_command(["login", "copilot"], tmp_path, env)
+    assert result.returncode == 2
+    assert f"{backends} has no backend with that id; its backends: gh, work" in result.stderr
+
+
+def test_the_server_warns_at_start_up_with_the_backends_login_command(
+    tmp_path: Path, fakes_env: dict[str, str]
+) -> None:
+    backends = write_backends(
+        tmp_path,
+        str(FAKES / "copilot"),
+        str(FAKES / "claude"),
+        claude_env='"FAKE_CLI_LOGGED_OUT", "FAKE_CLI_PID_DIR"',
+    )
+    (tmp_path / "server").mkdir()
+    env = {"BACKENDS_FILE": str(backends), "FAKE_CLI_LOGGED_OUT": "1"}
+    server = start_server(tmp_path / "server", env)
+    try:
+        warning = "backend work is not logged in"
+        assert wait_until(lambda: warning in server.log(), 30), server.log()
+        assert "`copilot-cli-proxy login work`" in server.log()
+        with server.http() as http:
+            health = http.get("/health").json()
+        assert health["status"] == "degraded"
+        work = next(b for b in health["backends"] if b["id"] == "work")
+        assert work["logged_in"] is False
+        assert any("copilot-cli-proxy login work" in p for p in work["problems"])
+    finally:
+        server.stop()
+    assert server.log().count(warning) == 1, "once, not at every check"
+    assert "copilot-cli-proxy login claude" not in server.log(), "the id, not the CLI's name"
+    assert "backend gh is not logged in" not in server.log()
+
+
+@pytest.mark.real_cli
+def test_doctor_with_a_backends_file_over_the_real_clis(real_home: Path, tmp_path: Path) -> None:
+    backends = write_backends(tmp_path, require("copilot"), require("claude"))
+    env = real_env(real_home, tmp_path, BACKENDS_FILE=str(backends))
+    result = run_command(["doctor"], tmp_path, env)
+    print(result.stdout)  # the screen, for the test log
+    out = result.stdout
+    assert result.returncode == 1, out + result.stderr
+    assert "GitHub Copilot CLI 1.0.102" in line_of(out, "gh CLI")
+    assert "(Claude Code)" in line_of(out, "work CLI")
+    gh = line_of(out, "gh login")
+    assert gh.split()[0] == "FAIL" and "not logged in (auth.getStatus: Not authenticated)" in gh
+    work = line_of(out, "work login")
+    assert work.split()[0] == "FAIL"
+    assert "not logged in (claude auth status: loggedIn false)" in work
+    assert "→ copilot-cli-proxy login gh, or COPILOT_GITHUB_TOKEN" in out
+    assert "→ copilot-cli-proxy login work, or CLAUDE_CODE_OAUTH_TOKEN" in out
+    assert line_of(out, "gh models").split()[0] == "ok"
+    assert "default sonnet among them" in line_of(out, "work models")
+
+
+@pytest.mark.real_cli
+@pytest.mark.parametrize(
+    ("backend_id", "usage"), [("gh", "Usage: copilot login"), ("work", "Usage: claude auth login")]
+)
+def test_login_of_a_backend_id_runs_that_backends_real_cli(
+    real_home: Path, tmp_path: Path, backend_id: str, usage: str
+) -> None:
+    backends = write_backends(tmp_path, require("copilot"), require("claude"))
+    env = real_env(real_home, tmp_path, BACKENDS_FILE=str(backends))
+    result = run_command(["login", backend_id, "--", "--help"], tmp_path, env)
+    assert result.returncode == 0, result.stderr
+    assert f"of backend '{backend_id}' in for copilot-cli-proxy" in result.stdout
+    assert usage in result.stdout

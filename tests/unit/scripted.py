@@ -20,7 +20,6 @@ from copilot_cli_proxy.app import create_app
 from copilot_cli_proxy.core.backend import (
     BackendHealth,
     CliRunRecord,
-    Diagnosis,
     RunRecord,
 )
 from copilot_cli_proxy.core.request import ChatRequest
@@ -94,8 +93,8 @@ class ScriptedBackend:
     async def login(self, out: TextIO) -> int:
         return 0
 
-    async def diagnose(self) -> list[Diagnosis]:
-        return [Diagnosis("scripted", True, "always")]
+    async def discover_models(self) -> list[ModelInfo]:
+        return await self.list_models()
 
     async def stream(
         self, request: ChatRequest, record: RunRecord

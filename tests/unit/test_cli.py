@@ -60,7 +60,8 @@ def test_login_names_the_backends_of_the_file_when_the_id_is_unknown(
         '[[backend]]\nid = "up"\nkind = "openai"\nbase_url = "http://127.0.0.1:9"\n'
     )
     assert main(["login", "--backends-file", str(backends), "gemini"]) == 2
-    assert "(up)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"login 'gemini': {backends} has no backend with that id; its backends: up" in err
 
 
 def test_login_of_an_openai_backend_without_auth_needs_nothing(

@@ -30,10 +30,3 @@ def test_a_device_code_login_runs_to_a_stored_token(fake: FakeUpstream, tmp_path
     assert login_backend(spec, Settings(state_dir=str(tmp_path)), out) == 0
     assert "WDJB-MJHT" in out.getvalue()
     assert (tmp_path / "logins" / "corp.json").is_file()
-
-
-def test_a_cli_backend_is_sent_to_its_clis_login(tmp_path: Path) -> None:
-    out = io.StringIO()
-    spec = BackendSpec(id="work", kind="claude-cli")
-    assert login_backend(spec, Settings(state_dir=str(tmp_path)), out) == 2
-    assert "copilot-cli-proxy login claude" in out.getvalue()
