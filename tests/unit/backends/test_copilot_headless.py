@@ -295,15 +295,15 @@ async def test_a_stuck_send_is_a_503_that_does_not_cite_request_timeout(
 ) -> None:
     """Regression: session.send's own 30 s deadline escaped as a TimeoutError, which the
     server reported as a 504 citing REQUEST_TIMEOUT (300 s)."""
-    from copilot_cli_proxy.backends import copilot_headless
+    from copilot_cli_proxy.backends import copilot_session
     from copilot_cli_proxy.errors import ProxyError
 
-    monkeypatch.setattr(copilot_headless, "RPC_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(copilot_session, "RPC_TIMEOUT_S", 0.05)
     process = HeadlessCopilot(_SilentRun(), ["copilot"], ())  # type: ignore[arg-type]
     send, receive = anyio.create_memory_object_stream[Any](1)
-    session = copilot_headless.OpenSession(process, "s1", receive, tmp_path)
+    session = copilot_session.OpenSession(process, "s1", receive, tmp_path)
     with pytest.raises(ProxyError) as caught:
-        await headless_backend(tmp_path)._send(session, "hi")
+        await copilot_session.send_prompt(session, "hi")
     assert (caught.value.code, caught.value.status) == ("cli_unavailable", 503)
     assert "REQUEST_TIMEOUT" not in caught.value.message
     assert caught.value.message, "a 503 must say why"
