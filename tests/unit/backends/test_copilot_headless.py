@@ -75,7 +75,17 @@ class _FakeRun:
     alive = True
 
 
-async def _permission_reply(allowed: tuple[str, ...]) -> list[tuple[str, Any]]:
+SHELL_PERMISSION = {
+    "type": "permission.requested",
+    "data": {"requestId": "r9", "permissionRequest": {"kind": "shell"}},
+}
+
+
+async def session_event_replies(
+    event: dict[str, Any], allowed: tuple[str, ...]
+) -> tuple[list[tuple[str, Any]], list[Any]]:
+    """What a process sends the CLI for one session event, and what it forwards to the
+    session's reader."""
     process = HeadlessCopilot(_FakeRun(), ["copilot"], allowed)  # type: ignore[arg-type]
     sent: list[tuple[str, Any]] = []
 
@@ -88,21 +98,17 @@ async def _permission_reply(allowed: tuple[str, ...]) -> list[tuple[str, Any]]:
     process._sessions["s1"] = send
     async with anyio.create_task_group() as tg:
         process._tg = tg
-        process._on_notification(
-            "session.event",
-            {
-                "sessionId": "s1",
-                "event": {
-                    "type": "permission.requested",
-                    "data": {"requestId": "r9", "permissionRequest": {"kind": "shell"}},
-                },
-            },
-        )
+        process._on_notification("session.event", {"sessionId": "s1", "event": event})
     send.close()
     with receive:
-        # the request is answered, never forwarded to the chat as an event
-        with pytest.raises(anyio.EndOfStream):
-            receive.receive_nowait()
+        forwarded = [item async for item in receive]
+    return sent, forwarded
+
+
+async def _permission_reply(allowed: tuple[str, ...]) -> list[tuple[str, Any]]:
+    sent, forwarded = await session_event_replies(SHELL_PERMISSION, allowed)
+    # the request is answered, never forwarded to the chat as an event
+    assert forwarded == []
     return sent
 
 
