@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from copilot_cli_proxy.backends.base import Finish, TextDelta, ToolCallEvent, Usage
 from copilot_cli_proxy.backends.copilot_cli import (
     DENY_ALL_TOOLS,
@@ -226,3 +228,53 @@ async def test_a_tool_the_cli_asks_the_client_to_run_gets_an_error_result() -> N
         )
     ]
     assert json.dumps(sent)  # plain JSON on the wire
+
+
+FAKE_COPILOT = Path(__file__).resolve().parents[2] / "fakes" / "copilot"
+TRANSCRIPT = Path(__file__).resolve().parents[2] / "fakes" / "copilot-tools-transcript.json"
+
+
+def test_the_fakes_tool_contract_is_the_real_transcripts() -> None:
+    """The real CLI's answers the fake follows: a custom tool named like a built-in fails
+    without overridesBuiltInTool; with it, the calls come in assistant.message."""
+    exchanges = json.loads(TRANSCRIPT.read_text())["exchanges"]
+    refused, taken = exchanges
+    assert not refused["overridesBuiltInTool"]
+    assert 'External tool "bash" conflicts' in refused["events"][0]["data"]["message"]
+    assert taken["session.create"]["tools"] == custom_tools(
+        (WEATHER, ToolSpec("bash", "A client's tool named like a built-in."))
+    )
+    message = next(e["data"] for e in taken["events"] if e["type"] == "assistant.message")
+    assert [c.name for c in tool_requests(message)] == ["get_weather", "bash"]
+    assert taken["model_tools"] == [["get_weather", "bash"]]
+
+
+async def test_persistent_runner_over_the_fake_ends_the_answer_at_the_calls(
+    tmp_path: Path,
+) -> None:
+    from copilot_cli_proxy.backends.base import RunRecord
+    from copilot_cli_proxy.backends.copilot_headless import CopilotHeadlessBackend
+    from copilot_cli_proxy.core.request import ChatRequest, Message
+    from copilot_cli_proxy.settings import Settings
+
+    backend = CopilotHeadlessBackend(
+        Settings(copilot_cli_path=str(FAKE_COPILOT), temp_dir_base=str(tmp_path / "requests"))
+    )
+    prompt = 'Weather?\nFAKE_REPLY=Checking.\nFAKE_TOOL_CALL=get_weather {"city": "Oslo"}'
+    request = ChatRequest(
+        model="gpt-5-mini", messages=(Message("user", prompt),), tools=(WEATHER, BARE)
+    )
+    events: list[Any] = []
+    async with anyio.create_task_group() as tg:
+        await backend.start(tg)
+        try:
+            with anyio.fail_after(60):
+                async for event in backend.stream(request, RunRecord()):
+                    events.append(event)
+        finally:
+            await backend.stop()
+            tg.cancel_scope.cancel()
+    calls = [e for e in events if isinstance(e, ToolCallEvent)]
+    assert [(c.name, json.loads(c.arguments)) for c in calls] == [("get_weather", {"city": "Oslo"})]
+    assert events[-1] == Finish("tool_calls")
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Checking."
