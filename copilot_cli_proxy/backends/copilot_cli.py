@@ -30,6 +30,7 @@ from copilot_cli_proxy.backends.claude_tools import (
     current_endpoint,
     mcp_argv_parts,
     serve_request_tools,
+    until_tool_calls,
     with_tool_instruction,
 )
 from copilot_cli_proxy.backends.cli_backend import CliBackend, Invocation
@@ -286,6 +287,15 @@ class CopilotCliBackend(CliBackend):
                 self.note_login(False)
             raise
         self.note_login(True)
+
+    async def run_once(
+        self, request: ChatRequest, record: RunRecord
+    ) -> AsyncGenerator[BackendEvent, None]:
+        # Each run stops at its tool calls, also inside a structured answer (which reads
+        # its runs to the end): the CLI would wait on the held call until the timeout.
+        async with aclosing(until_tool_calls(super().run_once(request, record))) as events:
+            async for event in events:
+                yield event
 
     async def _discover_models(self) -> list[ModelInfo]:
         ids = parse_config_help_models(

@@ -184,7 +184,7 @@ def test_tool_choice_none_offers_no_tool(stage: Stage) -> None:
     assert [t.tool_names for t in stage.turns_since(start)] == [[]]
 
 
-def test_tool_choice_required_answered_with_text_is_502(stage: Stage) -> None:
+def test_tool_choice_named_or_required_answered_with_text_is_502(stage: Stage) -> None:
     start = len(stage.api.model_calls())
     with pytest.raises(openai.APIStatusError) as caught:
         stage.server.client().chat.completions.create(
@@ -198,6 +198,19 @@ def test_tool_choice_required_answered_with_text_is_502(stage: Stage) -> None:
     turn = stage.turns_since(start)[-1]
     assert turn.tool_names == [stage.model_name("get_time")]  # the named tool only
     assert "calling the tool get_time" in turn.system_text
+
+    start = len(stage.api.model_calls())
+    with pytest.raises(openai.APIStatusError) as caught:
+        stage.server.client().chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "Weather?"}],
+            tools=[WEATHER, CLOCK],
+            tool_choice="required",
+        )
+    assert (caught.value.status_code, caught.value.code) == (502, "tool_choice_not_followed")
+    turn = stage.turns_since(start)[-1]
+    assert sorted(turn.tool_names) == sorted(map(stage.model_name, ("get_weather", "get_time")))
+    assert "calling one or more of your tools" in turn.system_text
     stage.assert_settled()
 
 
