@@ -9,6 +9,9 @@ that leaves or a timeout aborts the session; the session is always deleted after
 and the process's private copilot home (no conversation store) goes with the process.
 Permission requests are refused unless the operator allowed tools. BYOK
 (``COPILOT_PROVIDER_*``) is passed to every session, as the headless CLI ignores it.
+A request with the client's tools gets a session of its own, made with them as its
+custom tools; the answer ends at the model's calls and that turn is aborted
+(copilot_tools, copilot_session).
 
 A supervisor, off the request path, pings every process and replaces one that does
 not answer, asks the CLI for its login state, and keeps a session made ahead; it
