@@ -26,6 +26,13 @@ from copilot_cli_proxy.backends.base import (
     ModelInfo,
     RunRecord,
 )
+from copilot_cli_proxy.backends.claude_tools import (
+    current_endpoint,
+    mcp_argv_parts,
+    serve_request_tools,
+    until_tool_calls,
+    with_tool_instruction,
+)
 from copilot_cli_proxy.backends.cli_backend import CliBackend, Invocation
 from copilot_cli_proxy.backends.copilot_auth import (
     LOGIN_COMMAND,
@@ -46,12 +53,15 @@ from copilot_cli_proxy.backends.copilot_output import (
     parse_config_help_models,
     parse_help_choices_models,
 )
+from copilot_cli_proxy.backends.copilot_tools import CopilotToolParser, mcp_tool_name
 from copilot_cli_proxy.backends.models import owned_by
 from copilot_cli_proxy.backends.prompt import CliPrompt, build_cli_prompt
 from copilot_cli_proxy.backends.structured import with_instruction
 from copilot_cli_proxy.core.request import ChatRequest
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.settings import Settings
+from copilot_cli_proxy.tools.mcp_endpoint import SERVER_NAME
+from copilot_cli_proxy.tools.tool_use import offered_tools
 
 MAX_ARG_BYTES = 131072  # Linux MAX_ARG_STRLEN, including the terminating NUL
 PROMPT_FLAG = "--prompt="
@@ -76,8 +86,13 @@ def build_copilot_argv(
     usage_file: Path,
     allowed_tools: tuple[str, ...] = (),
     reasoning_effort: str | None = None,
+    mcp_config: Path | None = None,
+    mcp_tools: tuple[str, ...] = (),
 ) -> list[str]:
-    """argv for one run. Every value uses ``--flag=value`` so none can become a flag."""
+    """argv for one run. Every value uses ``--flag=value`` so none can become a flag.
+
+    ``mcp_config``/``mcp_tools``: the request's MCP endpoint (copilot_tools) and copilot's
+    names of its tools, which are then the model's tools besides the operator's."""
     argv = [
         cli,
         PROMPT_FLAG + prompt,
@@ -91,15 +106,25 @@ def build_copilot_argv(
         "--disallow-temp-dir",
         f"--usage-output-file={usage_file}",
     ]
-    if allowed_tools:
-        argv += [f"--available-tools={tool}" for tool in allowed_tools]
-        argv += [f"--allow-tool={tool}" for tool in allowed_tools]
-    else:
-        argv.append(f"--available-tools={NO_TOOL}")
+    if mcp_config is not None:
+        argv.append(f"--additional-mcp-config=@{mcp_config}")
+    available = (*allowed_tools, *mcp_tools)
+    argv += [f"--available-tools={tool}" for tool in available or (NO_TOOL,)]
+    # The client's tools are allowed so that a call reaches the endpoint, which holds it
+    # unanswered until the CLI is stopped. Refused instead, the CLI would at once tell
+    # the model so and ask it again: a model request nobody reads.
+    argv += [f"--allow-tool={tool}" for tool in (*allowed_tools, *mcp_permissions(mcp_tools))]
+    if not allowed_tools:
         argv += DENY_ALL_TOOLS
     if reasoning_effort:
         argv.append(f"--reasoning-effort={reasoning_effort}")
     return argv
+
+
+def mcp_permissions(mcp_tools: tuple[str, ...]) -> tuple[str, ...]:
+    """``--allow-tool`` patterns for the endpoint's tools: ``client(<tool>)``, each one."""
+    prefix = f"{SERVER_NAME}-"
+    return tuple(f"{SERVER_NAME}({t.removeprefix(prefix)})" for t in mcp_tools)
 
 
 def redact_argv(argv: list[str]) -> list[str]:
@@ -138,6 +163,9 @@ def check_prompt_arg(prompt: str) -> None:
 class CopilotCliBackend(CliBackend):
     name = "copilot"
     executable = "copilot"
+    # The client's tools: through the request's MCP endpoint here, as the session's
+    # custom tools in the persistent runner (copilot_tools).
+    capabilities = frozenset({"tools", "response_format"})
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings, settings.copilot_cli_path)
@@ -216,6 +244,8 @@ class CopilotCliBackend(CliBackend):
         home = make_private_home(workdir / HOME_DIR, operator_copilot_home())
         if prompt.system:
             (work / INSTRUCTIONS_FILE).write_text(prompt.system, encoding="utf-8")
+        mcp_config, _ = mcp_argv_parts(workdir)
+        endpoint = current_endpoint.get()
         argv = build_copilot_argv(
             cli,
             prompt=prompt.prompt,
@@ -223,6 +253,8 @@ class CopilotCliBackend(CliBackend):
             usage_file=workdir / USAGE_FILE,
             allowed_tools=self.settings.allowed_tools,
             reasoning_effort=request.reasoning_effort,
+            mcp_config=mcp_config,
+            mcp_tools=tuple(map(mcp_tool_name, endpoint.tool_names)) if endpoint else (),
         )
         return Invocation(
             argv=argv,
@@ -233,13 +265,22 @@ class CopilotCliBackend(CliBackend):
         )
 
     def new_parser(self, request: ChatRequest | None = None) -> CopilotOutputParser:
+        endpoint = current_endpoint.get()
+        if endpoint is not None:
+            return CopilotToolParser(login_problem(os.environ), endpoint.tool_names)
         return CopilotOutputParser(login_problem(os.environ))
 
     async def stream(
         self, request: ChatRequest, record: RunRecord
     ) -> AsyncGenerator[BackendEvent, None]:
+        """With the client's tools: the run inside the request's MCP endpoint."""
+        if not offered_tools(request):
+            run = super().stream(request, record)
+        else:
+            request = with_tool_instruction(request)
+            run = serve_request_tools(request, super().stream(request, record))
         try:
-            async with aclosing(super().stream(request, record)) as events:
+            async with aclosing(run) as events:
                 async for event in events:
                     yield event
         except ProxyError as exc:
@@ -247,6 +288,15 @@ class CopilotCliBackend(CliBackend):
                 self.note_login(False)
             raise
         self.note_login(True)
+
+    async def run_once(
+        self, request: ChatRequest, record: RunRecord
+    ) -> AsyncGenerator[BackendEvent, None]:
+        # Each run stops at its tool calls, also inside a structured answer (which reads
+        # its runs to the end): the CLI would wait on the held call until the timeout.
+        async with aclosing(until_tool_calls(super().run_once(request, record))) as events:
+            async for event in events:
+                yield event
 
     async def _discover_models(self) -> list[ModelInfo]:
         ids = parse_config_help_models(

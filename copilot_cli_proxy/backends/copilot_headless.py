@@ -9,6 +9,9 @@ that leaves or a timeout aborts the session; the session is always deleted after
 and the process's private copilot home (no conversation store) goes with the process.
 Permission requests are refused unless the operator allowed tools. BYOK
 (``COPILOT_PROVIDER_*``) is passed to every session, as the headless CLI ignores it.
+A request with the client's tools gets a session of its own, made with them as its
+custom tools; the answer ends at the model's calls and that turn is aborted
+(copilot_tools, copilot_session).
 
 A supervisor, off the request path, pings every process and replaces one that does
 not answer, asks the CLI for its login state, and keeps a session made ahead; it
@@ -27,24 +30,21 @@ import tempfile
 from collections import OrderedDict
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream
 from loguru import logger
 
 from copilot_cli_proxy.backends.base import BackendEvent, Finish, RunRecord
+from copilot_cli_proxy.backends.claude_tools import with_tool_instruction
 from copilot_cli_proxy.backends.cli_backend import CliBackend
-from copilot_cli_proxy.backends.copilot_auth import byok_enabled, provider_from_env
+from copilot_cli_proxy.backends.copilot_auth import byok_enabled, login_problem
 from copilot_cli_proxy.backends.copilot_cli import CopilotCliBackend
 from copilot_cli_proxy.backends.copilot_isolation import (
     isolated_env,
     make_private_home,
-    mark_git_root,
     operator_copilot_home,
 )
 from copilot_cli_proxy.backends.copilot_output import CopilotOutputParser
@@ -53,25 +53,34 @@ from copilot_cli_proxy.backends.copilot_rpc import (
     REFUSAL,
     RPC_TIMEOUT_S,
     HeadlessCopilot,
-    ProcessGone,
-    SessionItem,
     build_headless_argv,
     remove_dir,
     session_create_params,
 )
+from copilot_cli_proxy.backends.copilot_session import (
+    OpenSession,
+    ReadyKey,
+    open_session,
+    read_turn,
+    send_prompt,
+)
+from copilot_cli_proxy.backends.copilot_tools import CopilotToolParser
 from copilot_cli_proxy.backends.structured import structured_answer
-from copilot_cli_proxy.core.request import ChatRequest
+from copilot_cli_proxy.core.request import ChatRequest, ToolSpec
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.runtime.jsonrpc import JsonRpcError, PeerClosed
 from copilot_cli_proxy.runtime.process import CliRun
 from copilot_cli_proxy.runtime.workdir import PREFIX, ensure_base
 from copilot_cli_proxy.settings import Settings
+from copilot_cli_proxy.tools.tool_use import offered_tools
 
 __all__ = [
     "APPROVAL",
     "REFUSAL",
     "CopilotHeadlessBackend",
     "HeadlessCopilot",
+    "OpenSession",
+    "ReadyKey",
     "build_headless_argv",
     "session_create_params",
 ]
@@ -82,21 +91,6 @@ CHECK_INTERVAL_S = 5.0  # between health checks of the long-lived processes
 PING_TIMEOUT_S = 10.0  # a process that does not answer a ping within this is replaced
 LOGIN_CHECK_INTERVAL_S = 300.0
 BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # after consecutive background failures
-
-
-@dataclass(frozen=True, slots=True)
-class ReadyKey:
-    model: str
-    system: str
-    effort: str | None
-
-
-@dataclass(slots=True)
-class OpenSession:
-    process: HeadlessCopilot
-    session_id: str
-    events: MemoryObjectReceiveStream[SessionItem]
-    workdir: Path
 
 
 class CopilotHeadlessBackend(CopilotCliBackend):
@@ -278,46 +272,14 @@ class CopilotHeadlessBackend(CopilotCliBackend):
             _, oldest = self._ready.popitem(last=False)
             await self._close(oldest, abort=False)
 
-    async def _open(self, key: ReadyKey) -> OpenSession:
-        try:
-            ensure_base(self.settings.temp_base)
-            workdir = Path(tempfile.mkdtemp(prefix=PREFIX, dir=self.settings.temp_base))
-        except OSError as exc:
-            raise ProxyError(
-                "cli_unavailable",
-                f"The server could not make a request dir for copilot: {exc.strerror or exc}.",
-            ) from None
-        try:
-            mark_git_root(workdir)
-            process = await self._process()
-            params = session_create_params(
-                model=key.model,
-                workdir=workdir,
-                system=key.system,
-                allowed_tools=self.settings.allowed_tools,
-                reasoning_effort=key.effort,
-                provider=provider_from_env(os.environ),
-            )
-            session_id, events = await process.open_session(params)
-        except (PeerClosed, JsonRpcError) as exc:
-            await remove_dir(workdir)
-            raise ProxyError("cli_unavailable", f"The copilot CLI is unavailable: {exc}") from None
-        except TimeoutError:
-            await remove_dir(workdir)
-            raise ProxyError(
-                "cli_unavailable",
-                f"The copilot CLI did not open a session within {RPC_TIMEOUT_S:g} s.",
-            ) from None
-        except OSError as exc:
-            await remove_dir(workdir)
-            raise ProxyError(
-                "cli_unavailable",
-                f"The server could not prepare a copilot session: {exc.strerror or exc}.",
-            ) from None
-        except BaseException:
-            await remove_dir(workdir)
-            raise
-        return OpenSession(process, session_id, events, workdir)
+    async def _open(self, key: ReadyKey, tools: tuple[ToolSpec, ...] = ()) -> OpenSession:
+        return await open_session(
+            key,
+            temp_base=self.settings.temp_base,
+            allowed_tools=self.settings.allowed_tools,
+            process=self._process,
+            tools=tools,
+        )
 
     async def _take(self, key: ReadyKey) -> OpenSession:
         ready = self._ready.pop(key, None)
@@ -366,74 +328,57 @@ class CopilotHeadlessBackend(CopilotCliBackend):
     ) -> AsyncGenerator[BackendEvent, None]:
         self.require_cli()
         model = await self.catalog.resolve(request.model)
+        tools = offered_tools(request)
+        if tools:
+            request = with_tool_instruction(request)
         prompt = self.cli_prompt(request)
         key = ReadyKey(model, prompt.system, request.reasoning_effort)
-        session = await self._take(key)
-        self._prepare(key)  # the next request with this key finds its session made
+        if tools:
+            # The client's tools are fixed at session.create: a session of its own.
+            session = await self._open(key, tools)
+        else:
+            session = await self._take(key)
+            self._prepare(key)  # the next request with this key finds its session made
         record.cli_run().workdir = str(session.workdir)
         record.cli_run().argv = session.process.argv
         finished = False
         fmt = request.response_format
         try:
             if fmt is None:
-                async with aclosing(self._turn(session, prompt.prompt)) as turn:
+                async with aclosing(self._turn(session, prompt.prompt, tools)) as turn:
                     async for event in turn:
+                        # A turn that ended with tool calls is left unfinished: aborted.
+                        finished = finished or event == Finish("stop")
                         yield event
-                finished = True
-                yield Finish("stop")
             else:
                 # The repair turn is a second send in the same session: it has the
-                # conversation, so the note is all it needs.
+                # conversation, so the note is all it needs. Not after tool calls: that
+                # turn is still open.
                 def attempt(note: str | None, _failed: str) -> AsyncGenerator[BackendEvent, None]:
-                    return self._turn(session, prompt.prompt if note is None else note)
+                    text = prompt.prompt if note is None else note
+                    return self._turn(session, text, tools)
 
-                async with aclosing(structured_answer(fmt, attempt, repair=True)) as answer:
-                    async for event in answer:
-                        finished = finished or isinstance(event, Finish)
+                answer = structured_answer(fmt, attempt, repair=not tools)
+                async with aclosing(answer) as events:
+                    async for event in events:
+                        finished = finished or event == Finish("stop")
                         yield event
         except (PeerClosed, JsonRpcError) as exc:
             raise ProxyError("cli_unavailable", f"The copilot CLI is unavailable: {exc}") from None
         finally:
             self._close_later(session, abort=not finished)
 
-    async def _turn(self, session: OpenSession, text: str) -> AsyncGenerator[BackendEvent, None]:
-        """One ``session.send`` until the session is idle: its text, then its usage."""
-        await self._send(session, text)
-        reader = self.new_parser()
-        async for item in session.events:
-            if isinstance(item, ProcessGone):
-                raise ProxyError(
-                    "cli_unavailable",
-                    f"The copilot CLI stopped while answering: {item.reason}. "
-                    "The next request starts a fresh one.",
-                )
-            for event in self._read(reader, item):
+    async def _turn(
+        self, session: OpenSession, text: str, tools: tuple[ToolSpec, ...]
+    ) -> AsyncGenerator[BackendEvent, None]:
+        """One ``session.send``, read until the session is idle or the model called tools."""
+        await send_prompt(session, text)
+        login_error = login_problem(os.environ)
+        reader = (
+            CopilotToolParser(login_error, tuple(t.name for t in tools))
+            if tools
+            else CopilotOutputParser(login_error)
+        )
+        async with aclosing(read_turn(session, reader, self.note_login)) as events:
+            async for event in events:
                 yield event
-            if reader.idle:
-                break
-        if not reader.idle:
-            raise ProxyError("cli_failed", "The copilot session ended without an answer.")
-        self.note_login(True)
-        yield reader.session_usage()
-
-    async def _send(self, session: OpenSession, prompt: str) -> None:
-        try:
-            with anyio.fail_after(RPC_TIMEOUT_S):
-                await session.process.peer.request(
-                    "session.send", {"sessionId": session.session_id, "prompt": prompt}
-                )
-        except TimeoutError:
-            # Our own deadline, not REQUEST_TIMEOUT: the process is stuck, and the
-            # supervisor replaces a process that stops answering.
-            raise ProxyError(
-                "cli_unavailable",
-                f"The copilot CLI did not take the prompt within {RPC_TIMEOUT_S:g} s.",
-            ) from None
-
-    def _read(self, reader: CopilotOutputParser, item: dict[str, Any]) -> list[BackendEvent]:
-        try:
-            return reader.feed(item)
-        except ProxyError as exc:
-            if exc.code == "cli_not_logged_in":
-                self.note_login(False)
-            raise

@@ -19,6 +19,12 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from loguru import logger
 
 from copilot_cli_proxy.backends.copilot_cli import DENY_ALL_TOOLS
+from copilot_cli_proxy.backends.copilot_tools import (
+    CUSTOM_TOOL_PERMISSION,
+    NOT_RUN,
+    custom_tools,
+)
+from copilot_cli_proxy.core.request import ToolSpec
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.runtime.jsonrpc import (
     FrameDecoder,
@@ -72,14 +78,16 @@ def session_create_params(
     allowed_tools: tuple[str, ...],
     reasoning_effort: str | None,
     provider: dict[str, Any] | None = None,
+    tools: tuple[ToolSpec, ...] = (),
 ) -> dict[str, Any]:
+    """``tools``: the client's, declared as custom tools (copilot_tools)."""
     params: dict[str, Any] = {
         "model": model,
         "streaming": True,
         "workingDirectory": str(workdir),
         # Only these tools exist for the model; [] means none (the CLI reports
         # "Disabled tools: bash, create, edit, …" for such a session).
-        "availableTools": list(allowed_tools),
+        "availableTools": [*allowed_tools, *(tool.name for tool in tools)],
         # No AGENTS.md, CLAUDE.md, copilot-instructions.md…: the system message below
         # is the only instruction text (the one-shot `--no-custom-instructions` does
         # nothing for a headless session; this does).
@@ -95,6 +103,8 @@ def session_create_params(
         params["systemMessage"] = {"mode": "append", "content": system}
     if reasoning_effort:
         params["reasoningEffort"] = reasoning_effort
+    if tools:
+        params["tools"] = custom_tools(tools)
     if provider:
         # BYOK: the headless CLI ignores COPILOT_PROVIDER_*; each session names its provider.
         params["provider"] = provider
@@ -208,12 +218,21 @@ class HeadlessCopilot:
         if event.get("type") == "permission.requested":
             self._answer_permission(str(params.get("sessionId")), event)
             return
+        if event.get("type") == "external_tool.requested":
+            self._refuse_tool_call(str(params.get("sessionId")), event)
         deliver(stream, event)
 
     def _answer_permission(self, session_id: str, event: dict[str, Any]) -> None:
         data = event.get("data") if isinstance(event.get("data"), dict) else {}
         request_id = data.get("requestId") if isinstance(data, dict) else None
         if not request_id or self._tg is None:
+            return
+        asked = data.get("permissionRequest") if isinstance(data, dict) else None
+        if isinstance(asked, dict) and asked.get("kind") == CUSTOM_TOOL_PERMISSION:
+            # A client's tool: never run here, whatever the operator allowed. Left
+            # unanswered: the answer has ended with the call and the turn is being
+            # aborted; a refusal would make the CLI ask the model again for nothing.
+            logger.debug("copilot session {} wants a client's tool run: left", session_id)
             return
         decision = APPROVAL if self._allowed_tools else REFUSAL
         logger.info(
@@ -226,6 +245,21 @@ class HeadlessCopilot:
             self.peer.request(
                 "session.permissions.handlePendingPermissionRequest",
                 {"sessionId": session_id, "requestId": request_id, "result": decision},
+            ),
+        )
+
+    def _refuse_tool_call(self, session_id: str, event: dict[str, Any]) -> None:
+        """A client's tool the CLI wants run (only after an approved permission, which
+        is never given): it fails with a refusal, and the turn is aborted anyway."""
+        data = event.get("data") if isinstance(event.get("data"), dict) else {}
+        request_id = data.get("requestId") if isinstance(data, dict) else None
+        if not request_id or self._tg is None:
+            return
+        self._tg.start_soon(
+            _quietly,
+            self.peer.request(
+                "session.tools.handlePendingToolCall",
+                {"sessionId": session_id, "requestId": request_id, "error": NOT_RUN},
             ),
         )
 

@@ -75,7 +75,17 @@ class _FakeRun:
     alive = True
 
 
-async def _permission_reply(allowed: tuple[str, ...]) -> list[tuple[str, Any]]:
+SHELL_PERMISSION = {
+    "type": "permission.requested",
+    "data": {"requestId": "r9", "permissionRequest": {"kind": "shell"}},
+}
+
+
+async def session_event_replies(
+    event: dict[str, Any], allowed: tuple[str, ...]
+) -> tuple[list[tuple[str, Any]], list[Any]]:
+    """What a process sends the CLI for one session event, and what it forwards to the
+    session's reader."""
     process = HeadlessCopilot(_FakeRun(), ["copilot"], allowed)  # type: ignore[arg-type]
     sent: list[tuple[str, Any]] = []
 
@@ -88,21 +98,17 @@ async def _permission_reply(allowed: tuple[str, ...]) -> list[tuple[str, Any]]:
     process._sessions["s1"] = send
     async with anyio.create_task_group() as tg:
         process._tg = tg
-        process._on_notification(
-            "session.event",
-            {
-                "sessionId": "s1",
-                "event": {
-                    "type": "permission.requested",
-                    "data": {"requestId": "r9", "permissionRequest": {"kind": "shell"}},
-                },
-            },
-        )
+        process._on_notification("session.event", {"sessionId": "s1", "event": event})
     send.close()
     with receive:
-        # the request is answered, never forwarded to the chat as an event
-        with pytest.raises(anyio.EndOfStream):
-            receive.receive_nowait()
+        forwarded = [item async for item in receive]
+    return sent, forwarded
+
+
+async def _permission_reply(allowed: tuple[str, ...]) -> list[tuple[str, Any]]:
+    sent, forwarded = await session_event_replies(SHELL_PERMISSION, allowed)
+    # the request is answered, never forwarded to the chat as an event
+    assert forwarded == []
     return sent
 
 
@@ -295,15 +301,15 @@ async def test_a_stuck_send_is_a_503_that_does_not_cite_request_timeout(
 ) -> None:
     """Regression: session.send's own 30 s deadline escaped as a TimeoutError, which the
     server reported as a 504 citing REQUEST_TIMEOUT (300 s)."""
-    from copilot_cli_proxy.backends import copilot_headless
+    from copilot_cli_proxy.backends import copilot_session
     from copilot_cli_proxy.errors import ProxyError
 
-    monkeypatch.setattr(copilot_headless, "RPC_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(copilot_session, "RPC_TIMEOUT_S", 0.05)
     process = HeadlessCopilot(_SilentRun(), ["copilot"], ())  # type: ignore[arg-type]
     send, receive = anyio.create_memory_object_stream[Any](1)
-    session = copilot_headless.OpenSession(process, "s1", receive, tmp_path)
+    session = copilot_session.OpenSession(process, "s1", receive, tmp_path)
     with pytest.raises(ProxyError) as caught:
-        await headless_backend(tmp_path)._send(session, "hi")
+        await copilot_session.send_prompt(session, "hi")
     assert (caught.value.code, caught.value.status) == ("cli_unavailable", 503)
     assert "REQUEST_TIMEOUT" not in caught.value.message
     assert caught.value.message, "a 503 must say why"

@@ -9,6 +9,7 @@ import pytest
 from copilot_cli_proxy.backends.claude_cli import ClaudeCliBackend
 from copilot_cli_proxy.backends.claude_warm import ClaudeWarmBackend
 from copilot_cli_proxy.backends.copilot_cli import CopilotCliBackend
+from copilot_cli_proxy.backends.copilot_headless import CopilotHeadlessBackend
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.gateway.capabilities import check_capabilities, ignored_params
 from copilot_cli_proxy.protocol.requests import parse_chat_request
@@ -76,11 +77,11 @@ def test_sampling_is_ignored_only_by_backends_that_cannot_honour_it() -> None:
     assert ignored_params(chat, frozenset({"sampling"})) == ("bogus",)
 
 
-def test_claude_backends_take_tools_and_copilot_refuses_them_naming_itself() -> None:
+def test_every_cli_backend_takes_tools_and_one_without_them_refuses_naming_itself() -> None:
     chat = request(tools=TOOLS)
-    for claude in (ClaudeCliBackend, ClaudeWarmBackend):
-        check_capabilities(chat, claude.capabilities, "claude", "claude-cli")
+    for cli in (ClaudeCliBackend, ClaudeWarmBackend, CopilotCliBackend, CopilotHeadlessBackend):
+        check_capabilities(chat, cli.capabilities, "cli", "cli")
     with pytest.raises(ProxyError) as caught:
-        check_capabilities(chat, CopilotCliBackend.capabilities, "gh", "copilot-cli")
+        check_capabilities(chat, frozenset({"response_format"}), "gh", "copilot-cli")
     assert caught.value.code == "unsupported_parameter"
     assert "'gh'" in caught.value.message
