@@ -5,16 +5,19 @@ answering."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import openai
 import pytest
 
 from tests.e2e.harness import wait_until
-from tests.e2e.targets import TARGETS, ServerPool, Target
+from tests.e2e.targets import TARGETS, ServerPool, Target, start_target
 
 
 def test_a_client_that_leaves_mid_stream_ends_the_backends_work(target: Target) -> None:
     target.settle()
     before = set(target.server.cli_pids())
+    logged = target.server.log().count("status=499")  # the server is shared: count anew
     streams_ended = len(target.upstream.stream_ends) if target.upstream else 0
     with target.streaming_slowly() as messages:
         body = {"model": target.model, "messages": messages, "stream": True}
@@ -31,7 +34,7 @@ def test_a_client_that_leaves_mid_stream_ends_the_backends_work(target: Target) 
             assert target.health()["processes"]["active"] == 1
             raw.close()  # now the client leaves, mid-answer
         target.settle()
-    assert wait_until(lambda: "status=499" in target.server.log(), 10)
+    assert wait_until(lambda: target.server.log().count("status=499") > logged, 10)
     after = set(target.server.cli_pids())
     if target.upstream is not None:
         assert target.upstream.wait_for(lambda f: len(f.stream_ends) > streams_ended, 10)
@@ -53,14 +56,28 @@ def test_a_client_that_leaves_mid_stream_ends_the_backends_work(target: Target) 
 # -- REQUEST_TIMEOUT: a server of its own per target, with a short limit -------------------
 
 
-@pytest.fixture(params=TARGETS)
-def hurried(request: pytest.FixtureRequest, fake_servers: ServerPool) -> Target:
-    return fake_servers.get(str(request.param), REQUEST_TIMEOUT="1500")
+@pytest.fixture(scope="module", params=TARGETS)
+def hurried(
+    request: pytest.FixtureRequest,
+    fake_servers: ServerPool,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Target]:
+    """Not from the shared pool: only this test needs it, so it stops once done."""
+    name = str(request.param)
+    upstream = fake_servers.upstream() if name == "openai" else None
+    where = tmp_path_factory.mktemp(f"{name}-hurried")
+    started = start_target(name, where, upstream, REQUEST_TIMEOUT="1500")
+    try:
+        yield started
+    finally:
+        stray = started.server.stop()
+        assert not stray and not started.server.request_dirs()
 
 
 def test_a_request_over_the_timeout_is_a_504_and_leaves_nothing_behind(
     hurried: Target,
 ) -> None:
+    logged = hurried.server.log().count("status=504")
     with pytest.raises(openai.APIStatusError) as caught:
         hurried.server.client().chat.completions.create(
             model=hurried.model, messages=hurried.stalling()
@@ -69,7 +86,7 @@ def test_a_request_over_the_timeout_is_a_504_and_leaves_nothing_behind(
     error = caught.value.body
     assert isinstance(error, dict) and error["code"] == "timeout"
     assert "REQUEST_TIMEOUT" in error["message"]
-    assert wait_until(lambda: "status=504" in hurried.server.log(), 10)
+    assert wait_until(lambda: hurried.server.log().count("status=504") > logged, 10)
     # No sample answer afterwards: under REQUEST_TIMEOUT=1.5 s a busy machine could time
     # it out too. Idle is the proof: the persistent runners' long-lived processes are
     # back (copilot's one server, claude's warm ones), and nothing else is left.
