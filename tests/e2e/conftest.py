@@ -1,13 +1,12 @@
-"""Fixtures for end-to-end tests; the machinery lives in harness.py."""
+"""Fixtures for end-to-end tests; the machinery lives in harness.py and targets.py."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import ProxyServer, fake_env, start_server
+from tests.e2e.targets import ServerPool
 
 
 @pytest.fixture(params=["copilot", "claude"])
@@ -15,11 +14,11 @@ def service(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-def server(tmp_path: Path, service: str) -> Iterator[ProxyServer]:
-    """A server over the fake CLI of each service in turn."""
-    proxy = start_server(tmp_path, fake_env(service))
+@pytest.fixture(scope="session")
+def fake_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPool]:
+    """Servers over the fakes with default settings, shared by every module that asks."""
+    pool = ServerPool(tmp_path_factory.mktemp("shared-servers"))
     try:
-        yield proxy
+        yield pool
     finally:
-        proxy.stop()
+        pool.stop()

@@ -97,7 +97,8 @@ class ProxyServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def stop(self) -> None:
+    def stop(self) -> list[int]:
+        """Stop the server; the CLI processes it left alive (then killed) are returned."""
         while self._clients:
             self._clients.pop().close()
         if self.process.poll() is None:
@@ -107,11 +108,15 @@ class ProxyServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
-        for pid in self.cli_pids():  # never leave a stray fake running after a failed test
+        # A child may still be on its way out just after the server ended.
+        wait_until(lambda: not self.cli_pids(), 5)
+        stray = self.cli_pids()
+        for pid in stray:  # never leave a stray fake running after a failed test
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        return stray
 
 
 def start_server(

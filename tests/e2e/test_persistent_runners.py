@@ -1,7 +1,9 @@
 """RUNNER=persistent end to end over the fake CLIs' long-lived modes: copilot's headless
 JSON-RPC server (one process, one session per request) and claude's warm processes
-(one per request, replaced after it). Everything the one-shot runner guarantees still
-holds: shapes, errors, timeouts, disconnect cleanup, tools off."""
+(one per request, replaced after it): requests stay apart, tools stay off, concurrent
+requests share the long-lived process, and a dead or wedged one is replaced. The
+contract every runner shares (answers, usage, errors, cleanup after a disconnect or a
+timeout, big prompts) is tests/e2e/conformance."""
 
 from __future__ import annotations
 
@@ -10,7 +12,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,8 +19,7 @@ import openai
 import pytest
 
 from tests.e2e.harness import ProxyServer, ask, fake_env, start_server, wait_until
-
-MULTIBYTE = "안녕하세요 世界 🎉 café ✓"
+from tests.e2e.targets import ServerPool, Target
 
 
 def persistent_env(service: str, **extra: str) -> dict[str, str]:
@@ -30,81 +30,17 @@ def default_model(service: str) -> str:
     return "gpt-5-mini" if service == "copilot" else "sonnet"
 
 
-def idle_state(proxy: ProxyServer) -> tuple[int, int]:
-    return len(proxy.cli_pids()), len(proxy.request_dirs())
-
-
-def settle(proxy: ProxyServer, service: str, timeout: float = 10.0) -> None:
+def settle(proxy: ProxyServer, service: str) -> None:
     """Back to idle: copilot keeps its one server (loader + worker), its private copilot
     home, and a dir only per session made ahead; claude keeps one warm process (and its
     dir) per recent key, nothing else."""
-
-    def idle() -> bool:
-        pids, dirs = idle_state(proxy)
-        if service == "copilot":
-            # each session made ahead for a later request owns its request dir
-            health = httpx.get(proxy.url + "/health").json()
-            ready, homes = health["sessions_ready"], health["processes_alive"]
-            return pids == 2 and homes == 1 and dirs == ready + homes and ready <= 4
-        return pids <= 2 and dirs == pids
-
-    assert wait_until(idle, timeout), (
-        f"not idle: pids={proxy.cli_pids()} dirs={proxy.request_dirs()}"
-    )
+    Target(f"{service}-persistent", proxy).settle()
 
 
-@pytest.fixture(scope="module", params=["copilot", "claude"])
-def persistent(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, ProxyServer]]:
+@pytest.fixture(params=["copilot", "claude"])
+def persistent(request: pytest.FixtureRequest, fake_servers: ServerPool) -> tuple[str, ProxyServer]:
     service = str(request.param)
-    proxy = start_server(tmp_path_factory.mktemp(service), persistent_env(service))
-    try:
-        # the long-lived process starts in the background after start-up
-        assert wait_until(lambda: len(proxy.cli_pids()) >= 1, 20)
-        yield service, proxy
-    finally:
-        proxy.stop()
-
-
-def test_answers_and_real_usage(persistent: tuple[str, ProxyServer]) -> None:
-    service, proxy = persistent
-    client = proxy.client()
-    completion = client.chat.completions.create(
-        model=default_model(service), messages=ask("hello there")
-    )
-    assert completion.choices[0].message.content == "echo: hello there"
-    assert completion.choices[0].finish_reason == "stop"
-    assert completion.usage is not None
-    # the fakes' deterministic counts: input = bytes // 4 + 1, output = chars // 4 + 1
-    assert completion.usage.completion_tokens == len("echo: hello there") // 4 + 1
-    assert completion.usage.prompt_tokens is not None and completion.usage.prompt_tokens > 0
-    health = httpx.get(proxy.url + "/health").json()
-    assert health["runner"] == "persistent"
-    settle(proxy, service)
-
-
-def test_streams_in_pieces_byte_exact(persistent: tuple[str, ProxyServer]) -> None:
-    service, proxy = persistent
-    chunks = list(
-        proxy.client().chat.completions.create(
-            model=default_model(service),
-            messages=ask(f"FAKE_REPLY={MULTIBYTE}\nx"),
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-    )
-    assert chunks[0].choices[0].delta.role == "assistant"
-    pieces = [
-        c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content
-    ]
-    assert len(pieces) > 1
-    assert "".join(pieces) == MULTIBYTE
-    assert [
-        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
-    ] == ["stop"]
-    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
-    settle(proxy, service)
+    return service, fake_servers.get(f"{service}-persistent").server
 
 
 def test_requests_do_not_share_a_conversation(persistent: tuple[str, ProxyServer]) -> None:
@@ -161,38 +97,6 @@ def test_system_text_and_tools_off(persistent: tuple[str, ProxyServer]) -> None:
     settle(proxy, service)
 
 
-def test_large_prompt_has_no_argument_limit(persistent: tuple[str, ProxyServer]) -> None:
-    service, proxy = persistent
-    big = "x" * (3 * 1024 * 1024)
-    completion = proxy.client().chat.completions.create(
-        model=default_model(service), messages=ask(big + "\nthe end")
-    )
-    assert completion.choices[0].message.content == "echo: the end"
-    settle(proxy, service)
-
-
-def test_not_logged_in_and_mid_stream_failure(persistent: tuple[str, ProxyServer]) -> None:
-    service, proxy = persistent
-    client = proxy.client()
-    with pytest.raises(openai.APIStatusError) as caught:
-        client.chat.completions.create(
-            model=default_model(service), messages=ask("FAKE_NOT_LOGGED_IN\nhi")
-        )
-    assert caught.value.status_code == 503
-    assert caught.value.body["code"] == "cli_not_logged_in"  # type: ignore[index]
-    finishes: list[str] = []
-    with pytest.raises(openai.APIError):
-        for chunk in client.chat.completions.create(
-            model=default_model(service),
-            messages=ask("FAKE_FAIL_MIDSTREAM\nhello world"),
-            stream=True,
-        ):
-            if chunk.choices and chunk.choices[0].finish_reason:
-                finishes.append(chunk.choices[0].finish_reason)
-    assert finishes == []
-    settle(proxy, service)
-
-
 def test_concurrent_requests_share_the_long_lived_process(
     persistent: tuple[str, ProxyServer],
 ) -> None:
@@ -218,43 +122,6 @@ def test_concurrent_requests_share_the_long_lived_process(
     if service == "copilot":
         assert peak == 2, "one long-lived process (loader + worker) serves every session"
     settle(proxy, service)
-
-
-def test_disconnect_and_timeout_leave_nothing_behind(tmp_path: Path, service: str) -> None:
-    proxy = start_server(tmp_path, persistent_env(service, REQUEST_TIMEOUT="1500"))
-    try:
-        assert wait_until(lambda: len(proxy.cli_pids()) >= 1, 20)
-        settle(proxy, service)
-        body = {
-            "model": default_model(service),
-            "messages": ask("FAKE_DELTA_DELAY=0.3\nFAKE_BIG=300\nx"),
-            "stream": True,
-        }
-        with (
-            proxy.http() as http,
-            http.stream("POST", "/v1/chat/completions", json=body) as response,
-        ):
-            assert response.status_code == 200
-            for _ in response.iter_raw():
-                break
-        settle(proxy, service)
-        with pytest.raises(openai.APIStatusError) as caught:
-            proxy.client().chat.completions.create(
-                model=default_model(service), messages=ask("FAKE_SLEEP=30\nhi")
-            )
-        assert caught.value.status_code == 504
-        settle(proxy, service)
-        # the long-lived process still answers after both
-        answer = proxy.client().chat.completions.create(
-            model=default_model(service), messages=ask("still there?")
-        )
-        assert answer.choices[0].message.content == "echo: still there?"
-    finally:
-        proxy.stop()
-    proxy.assert_clean()  # stopping the server ends the long-lived processes too
-    if service == "copilot":
-        # Regression: every normal stop logged this for the session made ahead.
-        assert "could not close copilot session" not in proxy.log()
 
 
 def long_lived_copilot(proxy: ProxyServer) -> dict[int, str]:

@@ -246,26 +246,27 @@ def real_server(
     yield from serve_real_cli(str(request.param), "oneshot", tmp_path, cli_home)
 
 
-@pytest.mark.parametrize("stream", [False, True])
 def test_server_over_real_cli_lists_real_models_and_says_log_in(
-    real_server: tuple[str, ProxyServer], stream: bool
+    real_server: tuple[str, ProxyServer],
 ) -> None:
     service, proxy = real_server
     client = proxy.client(timeout=120.0)
     ids = [m.id for m in client.models.list()]
     assert len(ids) > 1, "the model list must come from the real CLI, not the fallback"
     assert ("claude-sonnet-4.6" if service == "copilot" else "haiku") in ids
-    with pytest.raises(openai.APIStatusError) as caught:
-        result = client.chat.completions.create(
-            model=ids[0], messages=[{"role": "user", "content": "Say hi"}], stream=stream
-        )
-        if stream:
-            list(result)
-    assert caught.value.status_code == 503
-    body = caught.value.body
-    assert isinstance(body, dict) and body["code"] == "cli_not_logged_in"
-    assert "login" in body["message"] and service in body["message"]
-    assert not proxy.request_dirs()
+    # Both forms on one server: a server start over the real CLI costs seconds.
+    for stream in (False, True):
+        with pytest.raises(openai.APIStatusError) as caught:
+            result = client.chat.completions.create(
+                model=ids[0], messages=[{"role": "user", "content": "Say hi"}], stream=stream
+            )
+            if stream:
+                list(result)
+        assert caught.value.status_code == 503
+        body = caught.value.body
+        assert isinstance(body, dict) and body["code"] == "cli_not_logged_in"
+        assert "login" in body["message"] and service in body["message"]
+        assert not proxy.request_dirs()
 
 
 # -- helpers ------------------------------------------------------------------------------

@@ -10,14 +10,14 @@ answer as the StructuredOutput tool's input (``result.structured_output``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import openai
 import pytest
 from pydantic import BaseModel
 
-from tests.e2e.harness import ProxyServer, ask, fake_env, start_server
+from tests.e2e.harness import ProxyServer, ask
+from tests.e2e.targets import ServerPool
 
 STAGES = [
     ("copilot", "oneshot"),
@@ -43,17 +43,10 @@ class Person(BaseModel):
     age: int
 
 
-@pytest.fixture(scope="module", params=STAGES, ids=[f"{s}-{r}" for s, r in STAGES])
-def stage(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, ProxyServer]]:
+@pytest.fixture(params=STAGES, ids=[f"{s}-{r}" for s, r in STAGES])
+def stage(request: pytest.FixtureRequest, fake_servers: ServerPool) -> tuple[str, ProxyServer]:
     service, runner = request.param
-    env = fake_env(service, RUNNER=runner, POOL_SIZE="1", MAX_CONCURRENT="4")
-    server = start_server(tmp_path_factory.mktemp(f"structured-{service}-{runner}"), env)
-    try:
-        yield service, server
-    finally:
-        server.stop()
+    return service, fake_servers.get(f"{service}-{runner}").server
 
 
 def model_of(stage: tuple[str, ProxyServer]) -> str:
