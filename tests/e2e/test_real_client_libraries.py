@@ -13,9 +13,11 @@ structured answer the way the CLI asks for it.
 
 from __future__ import annotations
 
+import io
 import json
+import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +26,7 @@ import openai
 import pytest
 from pydantic import BaseModel
 
-from tests.e2e.harness import ProxyServer
+from tests.e2e.harness import ROOT, ProxyServer
 from tests.e2e.realcli import copilot_cache, start_real_server  # noqa: F401
 from tests.e2e.test_clients import CLIENTS_DIR, node_clients, run_client
 from tests.fakemodel.server import FakeModelApi, ModelCall, Reply, ToolCall
@@ -189,6 +191,28 @@ def test_openai_sdk_parse_gives_a_strict_pydantic_tools_arguments(target: Target
     assert choice.finish_reason == "tool_calls"
     calls = choice.message.tool_calls or []
     assert [c.function.parsed_arguments for c in calls] == [GetWeather(city="Lima")]
+
+
+def readme_tool_example() -> str:
+    """The README's tool-calling example, as a reader would copy it."""
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
+    found = [b for b in blocks if "def get_weather" in b and "tool_call_id" in b]
+    assert len(found) == 1, "the README has one tool-calling example"
+    return str(found[0])
+
+
+def test_the_readmes_tool_calling_example_runs(target: Target) -> None:
+    code = readme_tool_example()
+    code = code.replace("http://127.0.0.1:3456/v1", target.server.base_url)
+    code = code.replace('model="sonnet"', f'model="{target.backend.model}"')
+    start = len(target.api.calls)
+    target.api.script(target.tool_call("get_weather", {"city": "Paris"}))
+    out = io.StringIO()
+    with target.answering("Sunny and 24 C in Paris."), redirect_stdout(out):
+        exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
+    assert out.getvalue() == "Sunny and 24 C in Paris.\n"
+    assert "sunny, 24 C in Paris" in target.turns_since(start)[-1].conversation_text
 
 
 # -- LangChain --------------------------------------------------------------------------------
