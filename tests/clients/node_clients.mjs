@@ -3,10 +3,9 @@
 //
 //   node node_clients.mjs <openai|ai-sdk> <mode> <baseURL> <model> <question>
 //
-// mode: stream | plain (both clients); object | object-strict | tools | tools-stream
-// (ai-sdk only).
+// mode: stream | plain (both clients); object | output | tools | tools-stream (ai-sdk only).
 import OpenAI from "openai";
-import { generateObject, generateText, stepCountIs, streamText, tool } from "ai";
+import { generateObject, generateText, Output, stepCountIs, streamText, tool } from "ai";
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import { z } from "zod";
 
@@ -51,13 +50,18 @@ async function withAISDK() {
     baseURL,
     apiKey: "unused",
     includeUsage: true,
-    // object-strict: the schema goes as response_format json_schema, not json_object.
-    supportsStructuredOutputs: mode === "object-strict",
+    // The schema then goes as response_format json_schema, not json_object.
+    supportsStructuredOutputs: mode === "output",
   });
   const options = { model: provider(model), messages, maxRetries: 0 };
-  if (mode === "object" || mode === "object-strict") {
+  if (mode === "object") {
     const result = await generateObject({ ...options, schema: Person, schemaName: "person" });
     return { object: result.object, finish_reason: result.finishReason, usage: result.usage };
+  }
+  // The SDK's current way (generateObject is deprecated in favour of it).
+  if (mode === "output") {
+    const result = await generateText({ ...options, output: Output.object({ schema: Person }) });
+    return { object: result.output, finish_reason: result.finishReason, usage: result.usage };
   }
   if (mode === "tools" || mode === "tools-stream") return await withAISDKTools(options);
   if (mode === "plain") {
@@ -104,7 +108,7 @@ async function withAISDKTools(options) {
 }
 
 const run = { openai: withOpenAI, "ai-sdk": withAISDK }[client];
-const modes = ["stream", "plain", ...(client === "ai-sdk" ? ["object", "object-strict", "tools", "tools-stream"] : [])];
+const modes = ["stream", "plain", ...(client === "ai-sdk" ? ["object", "output", "tools", "tools-stream"] : [])];
 if (!run || !modes.includes(mode)) {
   console.error("usage: node node_clients.mjs <openai|ai-sdk> <mode> <baseURL> <model> <question>");
   process.exit(2);

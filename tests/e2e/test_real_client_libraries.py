@@ -215,6 +215,19 @@ def test_the_readmes_tool_calling_example_runs(target: Target) -> None:
     assert "sunny, 24 C in Paris" in target.turns_since(start)[-1].conversation_text
 
 
+def test_openai_sdk_stream_helper_parses_the_pydantic_model(target: Target) -> None:
+    target.api.script(target.backend.structured(ADA))
+    with target.server.client().chat.completions.stream(
+        model=target.backend.model,
+        messages=[{"role": "user", "content": "Who wrote the first program?"}],
+        response_format=Person,
+    ) as stream:
+        pieces = [e.delta for e in stream if e.type == "content.delta"]
+        final = stream.get_final_completion()
+    assert final.choices[0].message.parsed == ADA_PERSON
+    assert json.loads("".join(pieces)) == ADA
+
+
 # -- LangChain --------------------------------------------------------------------------------
 
 
@@ -230,8 +243,9 @@ def langchain_model(target: Target) -> Any:
     )
 
 
-@pytest.mark.parametrize("streamed", [False, True], ids=["invoke", "stream"])
-def test_langchain_agent_loop_runs_the_tool_and_answers(target: Target, streamed: bool) -> None:
+def test_langchain_agent_loop_runs_the_tool_and_answers(target: Target) -> None:
+    """Streamed, as agents mostly run: LangChain adds up the tool-call chunks itself (the
+    test below asks without streaming)."""
     from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
     from langchain_core.tools import tool
 
@@ -251,7 +265,7 @@ def test_langchain_agent_loop_runs_the_tool_and_answers(target: Target, streamed
     with target.answering("It is sunny in Paris."):
         # The loop every agent runs: ask, run the tools it called, ask again.
         for _ in range(3):
-            reply = invoke(llm, messages, streamed)
+            reply = streamed_whole(llm, messages)
             messages.append(reply)
             if not reply.tool_calls:
                 answer = reply
@@ -271,16 +285,53 @@ def test_langchain_agent_loop_runs_the_tool_and_answers(target: Target, streamed
     assert "sunny, 24 C in Paris" in last.conversation_text
 
 
-def invoke(llm: Any, messages: list[Any], streamed: bool) -> Any:
-    """The model's whole answer; streamed, as LangChain adds up the chunks (tool-call
-    chunks included) into one message."""
-    if not streamed:
-        return llm.invoke(messages)
+def streamed_whole(llm: Any, messages: list[Any]) -> Any:
+    """The model's answer streamed, added up into one message as LangChain does it."""
     whole = None
     for chunk in llm.stream(messages):
         whole = chunk if whole is None else whole + chunk
     assert whole is not None
     return whole
+
+
+def test_langchain_parallel_calls_to_a_required_tool(target: Target) -> None:
+    """tool_choice "any" (OpenAI's "required"), two calls at once, one of a tool without
+    arguments, and results sent back as content blocks, as LangChain allows."""
+    from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
+    from langchain_core.tools import BaseTool, tool
+
+    @tool
+    def now() -> str:
+        """The time now."""
+        return "12:00"
+
+    @tool
+    def weather(city: str) -> str:
+        """The weather in a city."""
+        return f"rain in {city}"
+
+    tools: dict[str, BaseTool] = {"now": now, "weather": weather}
+    model_tool = target.backend.model_tool
+    calls = (ToolCall(model_tool("now"), {}), ToolCall(model_tool("weather"), {"city": "Rome"}))
+    target.api.script(Reply("", calls, for_tool=model_tool("now")))
+    start = len(target.api.calls)
+    messages: list[BaseMessage] = [HumanMessage("The time and the weather in Rome?")]
+    llm = langchain_model(target).bind_tools(list(tools.values()), tool_choice="any")
+    first = llm.invoke(messages)
+    assert [(c["name"], c["args"]) for c in first.tool_calls] == [
+        ("now", {}),
+        ("weather", {"city": "Rome"}),
+    ]
+    messages.append(first)
+    for call in first.tool_calls:
+        result = tools[call["name"]].invoke(call["args"])
+        blocks: list[str | dict[str, Any]] = [{"type": "text", "text": result}]
+        messages.append(ToolMessage(blocks, tool_call_id=call["id"]))
+    with target.answering("Noon, and rain in Rome."):
+        final = langchain_model(target).bind_tools(list(tools.values())).invoke(messages)
+    assert final.content == "Noon, and rain in Rome."
+    last = target.turns_since(start)[-1].conversation_text
+    assert "12:00" in last and "rain in Rome" in last
 
 
 Method = Literal["json_schema", "function_calling", "json_mode"]
@@ -316,26 +367,36 @@ def run_ai_sdk(target: Target, mode: str, question: str) -> dict[str, Any]:
     return run_client([*argv, target.server.base_url, target.backend.model, question])
 
 
-@pytest.mark.parametrize("mode", ["object", "object-strict"])
-def test_ai_sdk_generate_object(target: Target, mode: str) -> None:
-    """``object``: the provider's default, a json_object answer checked by the SDK against
-    its zod schema; ``object-strict`` (supportsStructuredOutputs): a json_schema request."""
+@pytest.mark.parametrize("mode", ["object", "output"])
+def test_ai_sdk_structured_object(target: Target, mode: str) -> None:
+    """``object``: generateObject with the provider's default, a json_object request whose
+    answer the SDK checks against its zod schema; ``output``: generateText with
+    Output.object and supportsStructuredOutputs, a json_schema request."""
     target.api.script(target.backend.structured(ADA))
     result = run_ai_sdk(target, mode, "Who wrote the first program?")
     assert result["object"] == ADA
     assert result["finish_reason"] == "stop"
 
 
-@pytest.mark.parametrize("mode", ["tools", "tools-stream"])
-def test_ai_sdk_runs_the_tool_and_answers(target: Target, mode: str) -> None:
-    """generateText (``tools``) and streamText (``tools-stream``) with a tool to execute."""
+@pytest.mark.parametrize(
+    ("mode", "content"),
+    [
+        # generateText's text is the last step's; streamText's stream has every step's.
+        pytest.param("tools", "Cold and clear in Oslo.", id="generateText"),
+        pytest.param("tools-stream", "Let me look.Cold and clear in Oslo.", id="streamText"),
+    ],
+)
+def test_ai_sdk_runs_the_tool_and_answers(target: Target, mode: str, content: str) -> None:
+    """generateText and streamText with a tool to execute; the model says something
+    before it calls the tool, as models do."""
     start = len(target.api.calls)
-    target.api.script(target.tool_call("get_weather", {"city": "Oslo"}))
+    call = target.tool_call("get_weather", {"city": "Oslo"})
+    target.api.script(Reply("Let me look.", call.tool_calls, for_tool=call.for_tool))
     with target.answering("Cold and clear in Oslo."):
         result = run_ai_sdk(target, mode, "What is the weather in Oslo?")
     assert result["ran"] == [{"city": "Oslo"}]
     assert result["steps"] == ["tool-calls", "stop"]
-    assert result["content"] == "Cold and clear in Oslo."
+    assert result["content"] == content
     spec = offered_anywhere(target, start, target.backend.model_tool("get_weather"))
     assert schema_of(spec)["required"] == ["city"]
     assert "minus 3 C in Oslo" in target.turns_since(start)[-1].conversation_text
