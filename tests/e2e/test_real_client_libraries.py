@@ -44,6 +44,11 @@ def claude_structured(value: dict[str, Any]) -> Reply:
     return Reply("", (ToolCall("StructuredOutput", value),), for_tool="StructuredOutput")
 
 
+def text_structured(value: dict[str, Any]) -> Reply:
+    """copilot: the schema is asked for in the system text, the answer is plain JSON."""
+    return Reply(json.dumps(value))
+
+
 @dataclass(frozen=True)
 class Backend:
     service: str
@@ -59,8 +64,8 @@ class Backend:
 BACKENDS = [
     Backend("claude", "oneshot", "sonnet", claude_tool, claude_structured),
     Backend("claude", "persistent", "sonnet", claude_tool, claude_structured),
-    # copilot: one line per runner here, e.g.
-    # Backend("copilot", "persistent", "claude-sonnet-4.6", <its tool name>, <its answer>),
+    # copilot, once it calls tools: one line per runner, with the name its model sees, e.g.
+    # Backend("copilot", "persistent", "claude-sonnet-4.6", <name>, text_structured),
 ]
 
 
