@@ -1,10 +1,13 @@
 // One chat with a JavaScript client against the server; prints what the client got as
-// one JSON line. Used by tests/e2e/test_clients_node.py.
+// one JSON line. Used by tests/e2e/test_clients.py and test_real_client_libraries.py.
 //
-//   node node_clients.mjs <openai|ai-sdk> <stream|plain> <baseURL> <model> <question>
+//   node node_clients.mjs <openai|ai-sdk> <mode> <baseURL> <model> <question>
+//
+// mode: stream | plain (both clients); object | output | tools | tools-stream (ai-sdk only).
 import OpenAI from "openai";
-import { generateText, streamText } from "ai";
+import { generateObject, generateText, Output, stepCountIs, streamText, tool } from "ai";
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
+import { z } from "zod";
 
 const [client, mode, baseURL, model, question] = process.argv.slice(2);
 const messages = [{ role: "user", content: question }];
@@ -38,14 +41,29 @@ async function withOpenAI() {
   return { content: pieces.join(""), pieces: pieces.length, finish_reason: finishReason, usage };
 }
 
+const Work = z.object({ title: z.string(), year: z.number().int().nullable() });
+const Person = z.object({ name: z.string(), age: z.number().int(), known_for: Work.nullable() });
+
 async function withAISDK() {
   const provider = createOpenAICompatible({
     name: "copilot-cli-proxy",
     baseURL,
     apiKey: "unused",
     includeUsage: true,
+    // The schema then goes as response_format json_schema, not json_object.
+    supportsStructuredOutputs: mode === "output",
   });
   const options = { model: provider(model), messages, maxRetries: 0 };
+  if (mode === "object") {
+    const result = await generateObject({ ...options, schema: Person, schemaName: "person" });
+    return { object: result.object, finish_reason: result.finishReason, usage: result.usage };
+  }
+  // The SDK's current way (generateObject is deprecated in favour of it).
+  if (mode === "output") {
+    const result = await generateText({ ...options, output: Output.object({ schema: Person }) });
+    return { object: result.output, finish_reason: result.finishReason, usage: result.usage };
+  }
+  if (mode === "tools" || mode === "tools-stream") return await withAISDKTools(options);
   if (mode === "plain") {
     const result = await generateText(options);
     return { content: result.text, finish_reason: result.finishReason, usage: result.usage };
@@ -63,9 +81,36 @@ async function withAISDK() {
   };
 }
 
+// The SDK's own agent loop: it runs the tool the model called and asks again.
+async function withAISDKTools(options) {
+  const ran = [];
+  const getWeather = tool({
+    description: "The weather in a city.",
+    inputSchema: z.object({ city: z.string() }),
+    execute: async ({ city }) => {
+      ran.push({ city });
+      return `minus 3 C in ${city}`;
+    },
+  });
+  const agent = { ...options, tools: { get_weather: getWeather }, stopWhen: stepCountIs(3) };
+  if (mode === "tools") {
+    const result = await generateText(agent);
+    const steps = result.steps.map((step) => step.finishReason);
+    return { content: result.text, ran, steps, finish_reason: result.finishReason };
+  }
+  let failure = null;
+  const result = streamText({ ...agent, onError: ({ error }) => (failure = error) });
+  const pieces = [];
+  for await (const piece of result.textStream) pieces.push(piece);
+  if (failure) throw failure;
+  const steps = (await result.steps).map((step) => step.finishReason);
+  return { content: pieces.join(""), ran, steps, finish_reason: await result.finishReason };
+}
+
 const run = { openai: withOpenAI, "ai-sdk": withAISDK }[client];
-if (!run || !["stream", "plain"].includes(mode)) {
-  console.error("usage: node node_clients.mjs <openai|ai-sdk> <stream|plain> <baseURL> <model> <question>");
+const modes = ["stream", "plain", ...(client === "ai-sdk" ? ["object", "output", "tools", "tools-stream"] : [])];
+if (!run || !modes.includes(mode)) {
+  console.error("usage: node node_clients.mjs <openai|ai-sdk> <mode> <baseURL> <model> <question>");
   process.exit(2);
 }
 try {
