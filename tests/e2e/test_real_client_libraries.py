@@ -39,6 +39,11 @@ def claude_tool(name: str) -> str:
     return f"mcp__client__{name}"
 
 
+def copilot_mcp_tool(name: str) -> str:
+    """copilot's one-shot name for a client tool of the request's MCP server "client"."""
+    return f"client-{name}"
+
+
 def claude_structured(value: dict[str, Any]) -> Reply:
     """claude answers ``--json-schema`` by calling its StructuredOutput tool."""
     return Reply("", (ToolCall("StructuredOutput", value),), for_tool="StructuredOutput")
@@ -64,8 +69,10 @@ class Backend:
 BACKENDS = [
     Backend("claude", "oneshot", "sonnet", claude_tool, claude_structured),
     Backend("claude", "persistent", "sonnet", claude_tool, claude_structured),
-    # copilot, once it calls tools: one line per runner, with the name its model sees, e.g.
-    # Backend("copilot", "persistent", "claude-sonnet-4.6", <name>, text_structured),
+    # copilot's one-shot runner serves the tools as MCP server "client"; its persistent
+    # runner declares them as the session's own custom tools, under the client's names.
+    Backend("copilot", "oneshot", "claude-sonnet-4.6", copilot_mcp_tool, text_structured),
+    Backend("copilot", "persistent", "claude-sonnet-4.6", str, text_structured),
 ]
 
 
