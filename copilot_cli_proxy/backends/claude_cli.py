@@ -295,9 +295,9 @@ class ClaudeCliBackend(CliBackend):
         check_schema_arg(request)
 
     def new_parser(self, request: ChatRequest | None = None) -> ClaudeOutputParser:
-        if current_endpoint.get() is not None:
-            return ClaudeToolParser()
         structured = request is not None and request.response_format is not None
+        if current_endpoint.get() is not None:
+            return ClaudeToolParser(structured=structured)
         return ClaudeOutputParser(structured=structured)
 
     async def stream(

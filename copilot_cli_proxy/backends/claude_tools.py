@@ -107,6 +107,10 @@ def tool_uses(message: dict[str, Any]) -> list[ToolCallEvent]:
         call_id, name = block.get("id"), block.get("name")
         if not isinstance(call_id, str) or not isinstance(name, str):
             continue
+        if not name.startswith(cli_tool_name("")):
+            # One of the CLI's own: StructuredOutput (--json-schema) is how the answer
+            # comes with response_format; it is read from the result line, not a call.
+            continue
         arguments = json.dumps(block.get("input") or {}, ensure_ascii=False)
         calls.append(ToolCallEvent(call_id, client_tool_name(name), arguments))
     return calls
@@ -115,8 +119,8 @@ def tool_uses(message: dict[str, Any]) -> list[ToolCallEvent]:
 class ClaudeToolParser(ClaudeOutputParser):
     """stream-json with the client's tools: text as usual, and the message's tool calls."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *, structured: bool = False) -> None:
+        super().__init__(structured=structured)
         self._calls: dict[str, ToolCallEvent] = {}
 
     def feed(self, obj: dict[str, Any]) -> list[BackendEvent]:

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -22,7 +22,7 @@ from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
 
 from copilot_cli_proxy.core.request import ResponseFormat
-from copilot_cli_proxy.core.types import BackendEvent, Finish, TextDelta, Usage
+from copilot_cli_proxy.core.types import BackendEvent, Finish, TextDelta, ToolCallEvent, Usage
 from copilot_cli_proxy.errors import ProxyError, clip
 
 OBJECT_SCHEMA: Mapping[str, Any] = {"type": "object"}
@@ -131,6 +131,7 @@ class Collected:
     text: str = ""
     usage: Usage | None = None
     finish: Finish | None = None
+    calls: list[ToolCallEvent] = field(default_factory=list)
 
 
 async def collect(events: AsyncGenerator[BackendEvent, None], into: Collected) -> None:
@@ -141,8 +142,14 @@ async def collect(events: AsyncGenerator[BackendEvent, None], into: Collected) -
                 into.text += event.text
             elif isinstance(event, Usage):
                 into.usage = add_usage(into.usage, event)
+            elif isinstance(event, ToolCallEvent):
+                into.calls.append(event)
             elif isinstance(event, Finish):
                 into.finish = event
+                if event.reason == "tool_calls":
+                    # Stop reading (which stops the CLI): it would wait on a tool result
+                    # that never comes, until the request timed out.
+                    return
 
 
 # One turn of the model; ``None`` the first time, then the repair note and the answer
@@ -156,6 +163,15 @@ async def structured_answer(
     """The checked answer as one TextDelta, then usage (of all turns) and Finish."""
     got = Collected()
     await collect(attempt(None, ""), got)
+    if got.calls:
+        # The model called the client's tools instead of answering: the format applies
+        # to the answer that follows their results, so the calls go out as they are.
+        for call in got.calls:
+            yield call
+        if got.usage is not None:
+            yield got.usage
+        yield Finish("tool_calls")
+        return
     answer, error = check_answer(got.text, fmt)
     if error is not None and repair:
         await collect(attempt(repair_note(error), got.text), got)

@@ -302,3 +302,51 @@ async def _init_line(argv: list[str], cwd: Path, env: dict[str, str]) -> dict[st
             if process.returncode is None:
                 process.kill()
     raise AssertionError("no init line")
+
+
+PLACE = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "place",
+        "strict": True,
+        "schema": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "sky": {"type": "string"}},
+            "required": ["city", "sky"],
+            "additionalProperties": False,
+        },
+    },
+}
+
+
+def test_tools_with_response_format_give_the_calls_then_the_checked_answer(
+    claude_stage: Stage,
+) -> None:
+    """Regression: with response_format too, a turn that called tools was read on while
+    the CLI waited on the held call, until the request timed out."""
+    claude_stage.assert_settled()
+    claude_stage.api.script(
+        Reply("", (ToolCall(MODEL_WEATHER, {"city": "Paris"}),), for_tool=MODEL_WEATHER)
+    )
+    client = claude_stage.server.client()
+    messages: list[Any] = [{"role": "user", "content": "The sky over Paris, as a place?"}]
+    kwargs: dict[str, Any] = {"model": "sonnet", "tools": [WEATHER], "response_format": PLACE}
+    first = client.chat.completions.create(messages=messages, timeout=60, **kwargs)
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert [c.function.name for c in choice.message.tool_calls or []] == ["get_weather"]
+    claude_stage.assert_settled()
+
+    call = (choice.message.tool_calls or [])[0]
+    messages += [
+        choice.message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "sunny, 24 C"},
+    ]
+    place = {"city": "Paris", "sky": "sunny"}
+    claude_stage.api.script(
+        Reply("", (ToolCall("StructuredOutput", place),), for_tool="StructuredOutput")
+    )
+    second = client.chat.completions.create(messages=messages, timeout=60, **kwargs)
+    assert second.choices[0].finish_reason == "stop"
+    assert json.loads(second.choices[0].message.content or "") == place
+    claude_stage.assert_settled()

@@ -244,3 +244,47 @@ def test_a_model_asking_for_shell_or_write_gets_no_such_tool_and_writes_nothing(
     assert answer.choices[0].message.content == stage.api.default_text
     assert not canary.exists()
     stage.assert_settled()
+
+
+PLACE = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "place",
+        "strict": True,
+        "schema": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "sky": {"type": "string"}},
+            "required": ["city", "sky"],
+            "additionalProperties": False,
+        },
+    },
+}
+
+
+def test_tools_with_response_format_give_the_calls_then_the_checked_answer(stage: Stage) -> None:
+    """Regression: with response_format too, a turn that called tools was checked as an
+    empty answer (502, the calls lost) or read on until the CLI timed out."""
+    weather = stage.model_name("get_weather")
+    stage.api.script(Reply("", (ToolCall(weather, {"city": "Paris"}),), for_tool=weather))
+    client = stage.server.client()
+    messages: list[Any] = [{"role": "user", "content": "The sky over Paris, as a place?"}]
+    kwargs: dict[str, Any] = {"model": MODEL, "tools": [WEATHER], "response_format": PLACE}
+    first = client.chat.completions.create(messages=messages, timeout=60, **kwargs)
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert [c.function.name for c in choice.message.tool_calls or []] == ["get_weather"]
+    stage.assert_settled()
+
+    call = (choice.message.tool_calls or [])[0]
+    messages += [
+        choice.message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "sunny, 24 C"},
+    ]
+    stage.api.script(Reply('{"city": "Paris", "sky": "sunny"}', for_tool=weather))
+    second = client.chat.completions.create(messages=messages, timeout=60, **kwargs)
+    assert second.choices[0].finish_reason == "stop"
+    assert json.loads(second.choices[0].message.content or "") == {
+        "city": "Paris",
+        "sky": "sunny",
+    }
+    stage.assert_settled()

@@ -56,6 +56,18 @@ def test_parallel_tool_uses_end_the_answer_at_message_stop_with_all_calls() -> N
     assert parser.feed(assistant("m2", {"type": "text", "text": "more"})) == []
 
 
+def test_the_structured_output_tool_is_not_a_client_call() -> None:
+    """Regression: with tools and response_format, claude's own StructuredOutput call (how
+    the --json-schema answer comes) was returned to the client as a tool call."""
+    parser = ClaudeToolParser(structured=True)
+    answer = {"city": "Paris", "sky": "sunny"}
+    parser.feed(assistant("m1", tool_use("toolu_9", "StructuredOutput", answer)))
+    events = parser.feed(event("message_stop"))
+    assert not any(isinstance(e, ToolCallEvent) for e in events)
+    assert Finish("tool_calls") not in events
+    assert not parser.done
+
+
 def test_a_repeated_tool_use_line_is_one_call() -> None:
     parser = ClaudeToolParser()
     line = assistant("m1", tool_use("toolu_1", "mcp__client__f", {}))

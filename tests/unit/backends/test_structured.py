@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator
 
+import anyio
 import pytest
 
 from copilot_cli_proxy.backends.structured import (
@@ -16,7 +17,7 @@ from copilot_cli_proxy.backends.structured import (
     with_instruction,
 )
 from copilot_cli_proxy.core.request import ResponseFormat
-from copilot_cli_proxy.core.types import BackendEvent, Finish, TextDelta, Usage
+from copilot_cli_proxy.core.types import BackendEvent, Finish, TextDelta, ToolCallEvent, Usage
 from copilot_cli_proxy.errors import ProxyError
 
 PERSON = ResponseFormat(
@@ -157,3 +158,35 @@ async def test_without_repair_an_invalid_answer_fails_at_once() -> None:
         await events_of(OBJECT, turns, repair=False)
     assert caught.value.code == "invalid_structured_output"
     assert len(turns.notes) == 1
+
+
+async def test_tool_calls_instead_of_an_answer_go_out_at_once_and_the_run_is_not_read_on() -> None:
+    """Regression: with tools and response_format, a turn that called tools was read on to
+    its end (the CLI waiting on a tool result until the request timed out) and then
+    checked as an empty answer; the calls were lost."""
+    closed_early: list[bool] = []
+
+    def turn_with_calls(note: str | None, failed: str) -> AsyncGenerator[BackendEvent, None]:
+        async def turn() -> AsyncGenerator[BackendEvent, None]:
+            try:
+                yield ToolCallEvent("call_1", "get_weather", '{"city": "Paris"}')
+                yield ToolCallEvent("call_2", "get_time", "{}")
+                yield Usage(prompt_tokens=7, completion_tokens=3)
+                yield Finish("tool_calls")
+                await anyio.sleep_forever()  # the CLI, holding the call unanswered
+                yield TextDelta("never")
+            except GeneratorExit:
+                closed_early.append(True)
+                raise
+
+        return turn()
+
+    with anyio.fail_after(10):
+        events = await events_of(PERSON, turn_with_calls, repair=True)
+    assert events == [
+        ToolCallEvent("call_1", "get_weather", '{"city": "Paris"}'),
+        ToolCallEvent("call_2", "get_time", "{}"),
+        Usage(prompt_tokens=7, completion_tokens=3),
+        Finish("tool_calls"),
+    ]
+    assert closed_early == [True]
