@@ -30,13 +30,7 @@ from copilot_cli_proxy.backends.claude_guard import (
     settings_argv,
 )
 from copilot_cli_proxy.backends.claude_output import ClaudeOutputParser
-from copilot_cli_proxy.backends.claude_tools import (
-    ClaudeToolParser,
-    current_endpoint,
-    mcp_argv_parts,
-    serve_request_tools,
-    with_tool_instruction,
-)
+from copilot_cli_proxy.backends.claude_tools import ClaudeToolParser
 from copilot_cli_proxy.backends.cli_backend import (
     CliBackend,
     Invocation,
@@ -48,6 +42,12 @@ from copilot_cli_proxy.backends.structured import schema_of
 from copilot_cli_proxy.core.request import ChatRequest
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.settings import Settings
+from copilot_cli_proxy.tools.request_tools import (
+    current_endpoint,
+    mcp_argv_parts,
+    serve_request_tools,
+    with_tool_instruction,
+)
 from copilot_cli_proxy.tools.tool_use import offered_tools
 
 SYSTEM_PROMPT_FILE = "system-prompt.md"
@@ -84,7 +84,7 @@ def build_claude_argv(
     mcp_config: Path | None = None,
     mcp_tools: tuple[str, ...] = (),
 ) -> list[str]:
-    """``mcp_config``/``mcp_tools``: the request's own MCP endpoint (claude_tools) and the
+    """``mcp_config``/``mcp_tools``: the request's own MCP endpoint (tools/request_tools) and the
     CLI's names of its tools, the only MCP tools allowed."""
     tools = ",".join(allowed_tools)
     argv = [
@@ -216,7 +216,7 @@ class ClaudeCliBackend(CliBackend):
     executable = "claude"
     # --json-schema: the CLI itself makes the model answer again until it validates.
     repairs_structured_output = False
-    # The client's tools, through a per-request MCP endpoint (claude_tools).
+    # The client's tools, through a per-request MCP endpoint (tools/request_tools).
     capabilities = frozenset({"tools", "response_format"})
 
     def __init__(self, settings: Settings) -> None:
@@ -303,7 +303,7 @@ class ClaudeCliBackend(CliBackend):
     async def stream(
         self, request: ChatRequest, record: RunRecord
     ) -> AsyncGenerator[BackendEvent, None]:
-        """With the client's tools: the run inside the request's MCP endpoint (claude_tools)."""
+        """With the client's tools: the run inside the request's MCP endpoint (request_tools)."""
         if not offered_tools(request):
             run = super().stream(request, record)
         else:

@@ -26,13 +26,6 @@ from copilot_cli_proxy.backends.base import (
     ModelInfo,
     RunRecord,
 )
-from copilot_cli_proxy.backends.claude_tools import (
-    current_endpoint,
-    mcp_argv_parts,
-    serve_request_tools,
-    until_tool_calls,
-    with_tool_instruction,
-)
 from copilot_cli_proxy.backends.cli_backend import CliBackend, Invocation
 from copilot_cli_proxy.backends.copilot_auth import (
     LOGIN_COMMAND,
@@ -61,6 +54,13 @@ from copilot_cli_proxy.core.request import ChatRequest
 from copilot_cli_proxy.errors import ProxyError
 from copilot_cli_proxy.settings import Settings
 from copilot_cli_proxy.tools.mcp_endpoint import SERVER_NAME
+from copilot_cli_proxy.tools.request_tools import (
+    current_endpoint,
+    mcp_argv_parts,
+    serve_request_tools,
+    until_tool_calls,
+    with_tool_instruction,
+)
 from copilot_cli_proxy.tools.tool_use import offered_tools
 
 MAX_ARG_BYTES = 131072  # Linux MAX_ARG_STRLEN, including the terminating NUL

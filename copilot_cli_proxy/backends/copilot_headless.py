@@ -38,7 +38,6 @@ from anyio.abc import TaskGroup
 from loguru import logger
 
 from copilot_cli_proxy.backends.base import BackendEvent, Finish, RunRecord
-from copilot_cli_proxy.backends.claude_tools import with_tool_instruction
 from copilot_cli_proxy.backends.cli_backend import CliBackend
 from copilot_cli_proxy.backends.copilot_auth import byok_enabled, login_problem
 from copilot_cli_proxy.backends.copilot_cli import CopilotCliBackend
@@ -72,6 +71,7 @@ from copilot_cli_proxy.runtime.jsonrpc import JsonRpcError, PeerClosed
 from copilot_cli_proxy.runtime.process import CliRun
 from copilot_cli_proxy.runtime.workdir import PREFIX, ensure_base
 from copilot_cli_proxy.settings import Settings
+from copilot_cli_proxy.tools.request_tools import with_tool_instruction
 from copilot_cli_proxy.tools.tool_use import offered_tools
 
 __all__ = [

@@ -16,9 +16,9 @@ import openai
 import pytest
 
 from copilot_cli_proxy.backends.claude_cli import build_claude_argv, claude_env
-from copilot_cli_proxy.backends.claude_tools import current_endpoint, mcp_argv_parts
 from copilot_cli_proxy.core.request import ToolSpec
 from copilot_cli_proxy.tools.mcp_endpoint import serve_tools
+from copilot_cli_proxy.tools.request_tools import current_endpoint, mcp_argv_parts
 from tests.e2e.harness import require_real_cli, wait_until
 from tests.e2e.realclaude import RUNNERS, Stage, leaks, main_calls, module_stage, plant_home
 from tests.fakemodel.server import FakeModelApi, ModelCall, RealCliEnv, Reply, ToolCall

@@ -8,7 +8,8 @@ from typing import Any
 
 from copilot_cli_proxy.backends.base import BackendEvent, Finish, TextDelta, ToolCallEvent
 from copilot_cli_proxy.backends.claude_cli import build_claude_argv
-from copilot_cli_proxy.backends.claude_tools import ClaudeToolParser, until_tool_calls
+from copilot_cli_proxy.backends.claude_tools import ClaudeToolParser
+from copilot_cli_proxy.tools.request_tools import until_tool_calls
 
 
 def assistant(message_id: str, *blocks: dict[str, Any]) -> dict[str, Any]:
