@@ -89,3 +89,16 @@ def test_the_graph_sees_real_edges() -> None:
     graph = package_graph()
     assert "core" in graph["backends"]
     assert "gateway" in graph["routes"]
+
+
+MAX_MODULE_LINES = 400
+
+
+def test_no_module_is_over_400_lines() -> None:
+    # A module past this does more than one thing: split it rather than let it grow.
+    long = {
+        str(path.relative_to(ROOT)): lines
+        for path in ROOT.rglob("*.py")
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}
