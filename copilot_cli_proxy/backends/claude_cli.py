@@ -45,10 +45,8 @@ from copilot_cli_proxy.settings import Settings
 from copilot_cli_proxy.tools.request_tools import (
     current_endpoint,
     mcp_argv_parts,
-    serve_request_tools,
-    with_tool_instruction,
+    run_with_request_tools,
 )
-from copilot_cli_proxy.tools.tool_use import offered_tools
 
 SYSTEM_PROMPT_FILE = "system-prompt.md"
 DISCOVERY_TIMEOUT_S = 60.0
@@ -304,11 +302,8 @@ class ClaudeCliBackend(CliBackend):
         self, request: ChatRequest, record: RunRecord
     ) -> AsyncGenerator[BackendEvent, None]:
         """With the client's tools: the run inside the request's MCP endpoint (request_tools)."""
-        if not offered_tools(request):
-            run = super().stream(request, record)
-        else:
-            request = with_tool_instruction(request)
-            run = serve_request_tools(request, super().stream(request, record))
+        run_once = super().stream
+        run = run_with_request_tools(request, lambda request: run_once(request, record))
         async with aclosing(run) as events:
             async for event in events:
                 yield event

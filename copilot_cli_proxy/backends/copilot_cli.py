@@ -57,11 +57,9 @@ from copilot_cli_proxy.tools.mcp_endpoint import SERVER_NAME
 from copilot_cli_proxy.tools.request_tools import (
     current_endpoint,
     mcp_argv_parts,
-    serve_request_tools,
+    run_with_request_tools,
     until_tool_calls,
-    with_tool_instruction,
 )
-from copilot_cli_proxy.tools.tool_use import offered_tools
 
 MAX_ARG_BYTES = 131072  # Linux MAX_ARG_STRLEN, including the terminating NUL
 PROMPT_FLAG = "--prompt="
@@ -274,11 +272,8 @@ class CopilotCliBackend(CliBackend):
         self, request: ChatRequest, record: RunRecord
     ) -> AsyncGenerator[BackendEvent, None]:
         """With the client's tools: the run inside the request's MCP endpoint."""
-        if not offered_tools(request):
-            run = super().stream(request, record)
-        else:
-            request = with_tool_instruction(request)
-            run = serve_request_tools(request, super().stream(request, record))
+        run_once = super().stream
+        run = run_with_request_tools(request, lambda request: run_once(request, record))
         try:
             async with aclosing(run) as events:
                 async for event in events:

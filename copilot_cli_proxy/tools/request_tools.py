@@ -8,7 +8,7 @@ The endpoint never answers a call: the CLI is stopped right after the calls are 
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from contextvars import ContextVar
 from dataclasses import replace
@@ -84,3 +84,15 @@ async def until_tool_calls(
             yield event
             if isinstance(event, Finish) and event.reason == "tool_calls":
                 return
+
+
+def run_with_request_tools(
+    request: ChatRequest,
+    run: Callable[[ChatRequest], AsyncGenerator[BackendEvent, None]],
+) -> AsyncGenerator[BackendEvent, None]:
+    """``run(request)``, and with the client's tools: the request with what tool_choice
+    asks in its system text, run inside its MCP endpoint."""
+    if not offered_tools(request):
+        return run(request)
+    request = with_tool_instruction(request)
+    return serve_request_tools(request, run(request))
