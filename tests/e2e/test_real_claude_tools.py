@@ -21,30 +21,11 @@ from copilot_cli_proxy.tools.mcp_endpoint import serve_tools
 from copilot_cli_proxy.tools.request_tools import current_endpoint, mcp_argv_parts
 from tests.e2e.harness import require_real_cli, wait_until
 from tests.e2e.realclaude import RUNNERS, Stage, leaks, main_calls, module_stage, plant_home
+from tests.e2e.tool_specs import CLOCK, PLACE, WEATHER
 from tests.fakemodel.server import FakeModelApi, ModelCall, RealCliEnv, Reply, ToolCall
 
 pytestmark = pytest.mark.real_cli
 
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "The weather in a city.",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
-CLOCK = {
-    "type": "function",
-    "function": {
-        "name": "get_time",
-        "description": "The time in a time zone.",
-        "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}},
-    },
-}
 # What the model sees: the CLI's names of the endpoint's tools.
 MODEL_WEATHER = "mcp__client__get_weather"
 MODEL_CLOCK = "mcp__client__get_time"
@@ -302,21 +283,6 @@ async def _init_line(argv: list[str], cwd: Path, env: dict[str, str]) -> dict[st
             if process.returncode is None:
                 process.kill()
     raise AssertionError("no init line")
-
-
-PLACE = {
-    "type": "json_schema",
-    "json_schema": {
-        "name": "place",
-        "strict": True,
-        "schema": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}, "sky": {"type": "string"}},
-            "required": ["city", "sky"],
-            "additionalProperties": False,
-        },
-    },
-}
 
 
 def test_tools_with_response_format_give_the_calls_then_the_checked_answer(

@@ -20,31 +20,12 @@ import pytest
 from tests.e2e.harness import ProxyServer, wait_until
 from tests.e2e.realcli import copilot_cache, start_real_server  # noqa: F401
 from tests.e2e.test_real_copilot_security import transient_cli_processes
+from tests.e2e.tool_specs import CLOCK, PLACE, WEATHER
 from tests.fakemodel.server import FakeModelApi, ModelCall, Reply, ToolCall
 
 pytestmark = pytest.mark.real_cli
 
 MODEL = "claude-sonnet-4.6"
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "The weather in a city.",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
-CLOCK = {
-    "type": "function",
-    "function": {
-        "name": "get_time",
-        "description": "The time in a time zone.",
-        "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}},
-    },
-}
 
 
 @dataclass
@@ -244,21 +225,6 @@ def test_a_model_asking_for_shell_or_write_gets_no_such_tool_and_writes_nothing(
     assert answer.choices[0].message.content == stage.api.default_text
     assert not canary.exists()
     stage.assert_settled()
-
-
-PLACE = {
-    "type": "json_schema",
-    "json_schema": {
-        "name": "place",
-        "strict": True,
-        "schema": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}, "sky": {"type": "string"}},
-            "required": ["city", "sky"],
-            "additionalProperties": False,
-        },
-    },
-}
 
 
 def test_tools_with_response_format_give_the_calls_then_the_checked_answer(stage: Stage) -> None:
